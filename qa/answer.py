@@ -1,0 +1,455 @@
+"""Extractive answering: pick the span of the retrieved text that answers the question.
+
+Every answer is a slice of an article; nothing is generated. Candidate spans come from the
+best-matching sentences of the retrieved passages; each gets features (does its kind match
+what the question asks for, how close it sits to the question's words, how well its sentence
+and passage match) and a linear score whose weights live in `answer_weights.json`, fitted by
+`qa/fit_answer.py`. The best span's calibrated probability of being right is the confidence;
+below the threshold stored with the weights the answerer abstains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from qa.chunk import Passage, split_sentences
+from qa.retrieve import STOPWORDS, Hit, s_stem, words
+
+WEIGHTS_FILE = Path(__file__).with_name("answer_weights.json")
+MAX_SPAN_WORDS = 10
+SENTENCES_CONSIDERED = 8
+
+# ----------------------------------------------------------------------------- question analysis
+
+_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+_NUMBER_WORDS = {
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty",
+    "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "billion",
+    "trillion", "dozen", "half", "several", "dozens", "hundreds", "thousands", "millions", "billions",
+}
+_CURRENCY = {"$", "€", "£", "¥", "dollar", "dollars", "euro", "euros", "pound", "pounds", "yen", "usd", "eur",
+             "cents", "cent", "rupees", "yuan"}
+_UNITS = {"feet", "foot", "square", "miles", "mile", "km", "kilometers", "kilometres", "meters", "metres",
+          "meter", "metre", "acres", "acre", "tons", "tonnes", "pounds", "kg", "kilograms", "grams", "gb",
+          "tb", "mb", "watts", "megawatts", "gigawatts", "mw", "gw", "hours", "hour", "minutes", "days",
+          "weeks", "months", "years", "inches", "inch", "cm", "mm", "liters", "litres", "gallons", "mph",
+          "degrees", "people", "employees", "percent", "times", "seconds", "centuries", "decades"}
+_PERSON_NOUNS = {"person", "man", "woman", "people", "ceo", "chairman", "founder", "president", "leader",
+                 "author", "writer", "director", "king", "queen", "player", "scientist", "artist", "chief",
+                 "head", "minister", "emperor", "actor", "singer", "inventor", "architect", "coach", "member"}
+_ORG_NOUNS = {"company", "companies", "organization", "organisation", "firm", "firms", "group", "team",
+              "agency", "corporation", "startup", "university", "party", "band", "network", "institution",
+              "provider", "partner", "partners", "club", "school", "business", "bank"}
+_PLACE_NOUNS = {"city", "country", "state", "place", "region", "location", "continent", "town", "area",
+                "island", "river", "nation", "province", "county", "site", "building"}
+_TIME_NOUNS = {"year", "date", "day", "month", "decade", "century", "time", "period", "era", "age", "season"}
+
+ANSWER_TYPES = ("person", "org", "place", "date", "money", "number", "percent", "quantity", "name", "phrase", "reason")
+CANDIDATE_KINDS = ("name", "date", "year", "money", "percent", "number", "quantity", "phrase")
+
+
+@dataclass
+class Question:
+    text: str
+    wh: str  # who / when / where / how much / how many / which / what / why / how / other
+    answer_type: str
+    terms: list[str]  # stemmed content words
+    term_set: set[str] = field(default_factory=set)
+    word_set: set[str] = field(default_factory=set)  # all lowercased words, stopwords included
+
+
+def analyze_question(text: str) -> Question:
+    """Wh-word, the kind of answer it expects, and the content words to look for."""
+    lowered = [w for w in words(text)]
+    joined = " ".join(lowered)
+    wh, answer_type = "other", "phrase"
+    head_noun = None
+    m = re.search(r"\b(what|which|whose)\s+(?:\w+\s+){0,2}?(\w+)\b", joined)
+    if re.search(r"\bhow (much|many)\b", joined):
+        wh = "how " + re.search(r"\bhow (much|many)\b", joined).group(1)
+        if wh == "how many":
+            answer_type = "number"
+        else:
+            answer_type = "money" if re.search(r"\b(cost|pay|paid|spend|spent|invest|worth|price|fund|raise|sell|sold|commit|budget|revenue|money|dollar)", joined) else "quantity"
+    elif re.search(r"\bhow (long|large|big|far|old|tall|high|heavy|wide|deep|fast|often|small)\b", joined):
+        wh, answer_type = "how much", "quantity"
+    elif re.search(r"\b(what|which) (percent|percentage|share|fraction|proportion)\b", joined):
+        wh, answer_type = "how much", "percent"
+    elif re.search(r"\bwhen\b|\bwhat (year|date|day|month|time|decade|century)\b|\bwhich (year|date|day|month|decade|century)\b", joined):
+        wh, answer_type = "when", "date"
+    elif re.search(r"\bwhere\b", joined):
+        wh, answer_type = "where", "place"
+    elif re.search(r"\bwho(m|se)?\b", joined):
+        wh, answer_type = "who", "person"
+    elif re.search(r"\bwhy\b", joined):
+        wh, answer_type = "why", "reason"
+    elif re.search(r"\bhow\b", joined):
+        wh, answer_type = "how", "phrase"
+    elif m:
+        wh = "which" if m.group(1) == "which" else "what"
+        head_noun = m.group(2)
+        stem = s_stem(head_noun)
+        if head_noun in _PERSON_NOUNS or stem in _PERSON_NOUNS:
+            answer_type = "person"
+        elif head_noun in _ORG_NOUNS or stem in _ORG_NOUNS:
+            answer_type = "org"
+        elif head_noun in _PLACE_NOUNS or stem in _PLACE_NOUNS:
+            answer_type = "place"
+        elif head_noun in _TIME_NOUNS or stem in _TIME_NOUNS:
+            answer_type = "date"
+        elif wh == "which":
+            answer_type = "name"
+    elif re.search(r"\bwhat\b", joined):
+        wh = "what"
+    terms = [s_stem(w) for w in lowered if w not in STOPWORDS and w not in {"whose", "whom"}]
+    question = Question(text, wh, answer_type, terms)
+    question.term_set = set(terms)
+    question.word_set = set(lowered)
+    return question
+
+
+# ----------------------------------------------------------------------------- candidates
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|\w+(?:['’.-]\w+)*|[$€£¥%]|[^\w\s]")
+_YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d)s?$")
+_DATE_TEXT = re.compile(rf"\b{_MONTH}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
+_NAME_CONNECTORS = {"of", "the", "and", "&", "de", "du", "van", "von", "for", "la", "le", "del", "da", "-"}
+_CURRENCY_SYMBOLS = {"$", "€", "£", "¥"}
+
+
+@dataclass
+class Token:
+    text: str
+    lower: str
+    stem: str
+    start: int
+    end: int
+    capitalized: bool
+    numeric: bool
+    punct: bool
+    stop: bool
+
+
+def tokenize_with_offsets(text: str, base: int = 0) -> list[Token]:
+    tokens = []
+    for m in _TOKEN.finditer(text):
+        raw = m.group()
+        lower = raw.lower().replace("’", "'")
+        if lower.endswith("'s"):
+            lower_key = lower[:-2]
+        else:
+            lower_key = lower
+        punct = not any(c.isalnum() for c in raw)
+        tokens.append(Token(
+            text=raw,
+            lower=lower_key,
+            stem=s_stem(lower_key),
+            start=base + m.start(),
+            end=base + m.end(),
+            capitalized=raw[:1].isupper() or (raw[:1].islower() and any(c.isupper() for c in raw[1:])),
+            numeric=any(c.isdigit() for c in raw) or lower_key in _NUMBER_WORDS,
+            punct=punct,
+            stop=lower_key in STOPWORDS,
+        ))
+    return tokens
+
+
+def candidate_kinds(tokens: Sequence[Token], text: str) -> set[str]:
+    """What a span looks like: a name, a date, a year, money, a percentage, a number, a quantity."""
+    kinds = set()
+    lowers = [t.lower for t in tokens]
+    has_number = any(t.numeric for t in tokens)
+    if _DATE_TEXT.search(text) or (len(tokens) <= 4 and any(_YEAR.match(t.text) for t in tokens)):
+        kinds.add("date")
+    if len(tokens) == 1 and _YEAR.match(tokens[0].text):
+        kinds.add("year")
+    if has_number and (any(t in _CURRENCY for t in lowers) or any(t.text in _CURRENCY_SYMBOLS for t in tokens)):
+        kinds.add("money")
+    if "%" in text or "percent" in lowers or "per cent" in text.lower():
+        kinds.add("percent")
+    if has_number:
+        kinds.add("number")
+        if any(t in _UNITS for t in lowers) or (not tokens[-1].numeric and len(tokens) >= 2):
+            kinds.add("quantity")
+    content = [t for t in tokens if not t.punct]
+    if content and content[0].capitalized and content[-1].capitalized and all(
+        t.capitalized or t.lower in _NAME_CONNECTORS or t.text in {",", "-", "'", "."} for t in tokens
+    ) and not kinds & {"date", "money"}:
+        kinds.add("name")
+    if not kinds:
+        kinds.add("phrase")
+    return kinds
+
+
+_TYPE_COMPATIBLE = {
+    "person": {"name"},
+    "org": {"name"},
+    "place": {"name"},
+    "name": {"name"},
+    "date": {"date", "year"},
+    "money": {"money"},
+    "number": {"number"},
+    "percent": {"percent"},
+    "quantity": {"quantity", "number", "money", "percent"},
+    "phrase": {"phrase", "name"},
+    "reason": {"phrase"},
+}
+
+
+@dataclass
+class Candidate:
+    passage_index: int  # index into the hits passed to the answerer
+    sentence: tuple[int, int]  # absolute offsets of the sentence holding the span
+    start: int  # absolute offsets into the article text
+    end: int
+    text: str
+    features: dict[str, float]
+    score: float = 0.0
+
+
+@dataclass
+class SentenceView:
+    passage_index: int
+    start: int
+    end: int
+    tokens: list[Token]
+    overlap: float  # idf-weighted share of the question's terms found in the sentence
+    matched: int
+    dense: float = 0.0
+
+
+def _edge_ok(token: Token, first: bool) -> bool:
+    if first and token.text in _CURRENCY_SYMBOLS:
+        return True
+    if not first and token.text == "%":
+        return True
+    return not token.punct and not token.stop
+
+
+def sentence_views(question: Question, passages: Sequence[Passage], idf: Callable[[str], float]) -> list[SentenceView]:
+    """Sentences of the retrieved passages, scored by how much of the question they contain."""
+    total = sum(idf(t) for t in question.term_set) or 1.0
+    views, seen = [], set()
+    for p_index, passage in enumerate(passages):
+        for a, b in split_sentences(passage.text):
+            key = (passage.source, passage.start + a)
+            if key in seen:  # overlapping passages share sentences
+                continue
+            seen.add(key)
+            tokens = tokenize_with_offsets(passage.text[a:b], passage.start + a)
+            stems = {t.stem for t in tokens}
+            found = question.term_set & stems
+            views.append(SentenceView(p_index, passage.start + a, passage.start + b, tokens,
+                                      sum(idf(t) for t in found) / total, len(found)))
+    return views
+
+
+def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_rank: int,
+                   hit: Hit | None, passage_fused_max: float) -> dict[str, float]:
+    tokens = view.tokens
+    span = tokens[i : j + 1]
+    words_in_span = [t for t in span if not t.punct]
+    text_len = len(words_in_span)
+    matched_positions = [k for k, t in enumerate(tokens) if t.stem in question.term_set and not t.stop]
+    content = [t for t in words_in_span if not t.stop]
+    in_question = sum(1 for t in content if t.stem in question.term_set or t.lower in question.word_set)
+    outside = [k for k in matched_positions if k < i or k > j]
+    if outside:
+        distance = min(abs(k - i) if k < i else abs(k - j) for k in outside)
+    else:
+        distance = len(tokens)
+    features = {
+        "bias": 1.0,
+        "sent_overlap": view.overlap,
+        "sent_matched": min(view.matched, 6) / 6,
+        "sent_dense": view.dense,
+        "passage_rank_recip": 1.0 / hit_rank,
+        "passage_fused": (hit.score / passage_fused_max) if hit and passage_fused_max > 0 else 0.0,
+        "in_question_frac": in_question / max(len(content), 1),
+        "all_in_question": float(bool(content) and in_question == len(content)),
+        "log_distance": math.log1p(distance),
+        "near_question": float(distance <= 3),
+        "left_is_qword": float(i > 0 and tokens[i - 1].stem in question.term_set and not tokens[i - 1].stop),
+        "right_is_qword": float(j + 1 < len(tokens) and tokens[j + 1].stem in question.term_set and not tokens[j + 1].stop),
+        "left_is_punct": float(i == 0 or tokens[i - 1].punct),
+        "right_is_punct": float(j + 1 >= len(tokens) or tokens[j + 1].punct),
+        "left_prep": float(i > 0 and tokens[i - 1].lower in {"in", "at", "on", "from", "near", "by", "of", "to", "into"}),
+        "log_len": math.log1p(text_len),
+        "len1": float(text_len == 1),
+        "len2_3": float(2 <= text_len <= 3),
+        "len4_6": float(4 <= text_len <= 6),
+        "len7p": float(text_len >= 7),
+        "has_comma": float(any(t.text == "," for t in span)),
+        "has_other_punct": float(any(t.punct and t.text not in {",", "$", "%", "-", "€", "£"} for t in span)),
+        "stop_frac": sum(1 for t in words_in_span if t.stop) / max(text_len, 1),
+        "cap_frac": sum(1 for t in words_in_span if t.capitalized) / max(text_len, 1),
+        "sentence_start": float(i == 0),
+        "matched_before": float(any(k < i for k in matched_positions)),
+        "matched_after": float(any(k > j for k in matched_positions)),
+    }
+    kinds = candidate_kinds(span, " ".join(t.text for t in span))
+    compatible = _TYPE_COMPATIBLE[question.answer_type]
+    features["type_match"] = float(bool(kinds & compatible))
+    for kind in kinds:
+        features[f"kind={kind}"] = 1.0
+        features[f"q={question.answer_type}|kind={kind}"] = 1.0
+    features[f"wh={question.wh}|len={min(text_len, 5)}"] = 1.0
+    return features
+
+
+def candidates(question: Question, hits: Sequence[Hit], passages: Sequence[Passage],
+               idf: Callable[[str], float], embed: Callable[[list[str]], np.ndarray] | None = None,
+               query_vector: np.ndarray | None = None) -> tuple[list[Candidate], list[SentenceView]]:
+    """Spans of the most question-like sentences, each with its feature vector."""
+    views = sentence_views(question, passages, idf)
+    views.sort(key=lambda v: (-(v.overlap + 0.02 / (v.passage_index + 1)), v.passage_index, v.start))
+    views = views[:SENTENCES_CONSIDERED]
+    if embed is not None and query_vector is not None and views:
+        texts = [passages[v.passage_index].text[v.start - passages[v.passage_index].start : v.end - passages[v.passage_index].start] for v in views]
+        similarities = embed(texts) @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        for view, similarity in zip(views, similarities):
+            view.dense = float(similarity)
+    fused_max = max((h.score for h in hits), default=0.0)
+    found: list[Candidate] = []
+    for view in views:
+        tokens = view.tokens
+        hit = hits[view.passage_index] if view.passage_index < len(hits) else None
+        for i, first in enumerate(tokens):
+            if not _edge_ok(first, True):
+                continue
+            n_words = 0
+            for j in range(i, len(tokens)):
+                if not tokens[j].punct:
+                    n_words += 1
+                if n_words > MAX_SPAN_WORDS:
+                    break
+                if tokens[j].text in {".", ";", "!", "?", ":", "(", ")", "\"", "“", "”"} and j > i:
+                    break
+                if not _edge_ok(tokens[j], False):
+                    continue
+                start, end = tokens[i].start, tokens[j].end
+                passage = passages[view.passage_index]
+                text = passage.text[start - passage.start : end - passage.start]
+                feats = _span_features(question, view, i, j, view.passage_index + 1, hit, fused_max)
+                found.append(Candidate(view.passage_index, (view.start, view.end), start, end, text, feats))
+    return found, views
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Model:
+    weights: dict[str, float]
+    confidence: dict[str, float]  # logistic calibration of the best span's margin features
+    threshold: float
+
+
+@lru_cache(maxsize=1)
+def load_model(path: str = str(WEIGHTS_FILE)) -> Model:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return Model(data["weights"], data["confidence"], float(data["threshold"]))
+
+
+def score(candidate_features: dict[str, float], weights: dict[str, float]) -> float:
+    return sum(weights.get(name, 0.0) * value for name, value in candidate_features.items())
+
+
+def confidence_features(best: Candidate, scores: Sequence[float], question: Question) -> dict[str, float]:
+    """What the calibration sees: how far the best span stands out and how well its sentence matches."""
+    ordered = sorted(scores, reverse=True)
+    second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
+    return {
+        "bias": 1.0,
+        "best": ordered[0],
+        "margin": min(ordered[0] - second, 5.0),
+        "sent_overlap": best.features["sent_overlap"],
+        "sent_dense": best.features["sent_dense"],
+        "type_match": best.features["type_match"],
+        "passage_fused": best.features["passage_fused"],
+        "terms": min(len(question.term_set), 8) / 8,
+    }
+
+
+def calibrated(features: dict[str, float], weights: dict[str, float]) -> float:
+    z = score(features, weights)
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
+# ----------------------------------------------------------------------------- the answer
+
+
+@dataclass
+class Citation:
+    source: str
+    title: str
+    date: str | None
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str | None
+    confidence: float
+    sentence: str | None
+    sentence_start: int | None  # absolute offsets of `sentence` in the first cited article
+    answer_start: int | None
+    answer_end: int | None
+    citations: list[Citation]
+
+
+def normalize(text: str) -> str:
+    """SQuAD normalization: lowercase, no punctuation (curly quotes too), no a/an/the, single spaces."""
+    text = text.lower()
+    text = "".join(" " if (not c.isalnum() and not c.isspace()) else c for c in text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def answer(question_text: str, hits: Sequence[Hit], passages: Sequence[Passage], idf: Callable[[str], float],
+           embed: Callable[[list[str]], np.ndarray] | None = None, query_vector: np.ndarray | None = None,
+           model: Model | None = None) -> Answer:
+    """The best supported span of `passages` (ranked as `hits`), or an abstention."""
+    model = model or load_model()
+    question = analyze_question(question_text)
+    found, _ = candidates(question, hits, passages, idf, embed, query_vector)
+    if not found:
+        return Answer(question_text, None, 0.0, None, None, None, None, [])
+    scores = [score(c.features, model.weights) for c in found]
+    for candidate, value in zip(found, scores):
+        candidate.score = value
+    best = max(found, key=lambda c: (c.score, -c.passage_index, -c.start))
+    confidence = calibrated(confidence_features(best, scores, question), model.confidence)
+    if confidence < model.threshold:
+        return Answer(question_text, None, confidence, None, None, None, None, [])
+    citations = _citations(best, found, passages)
+    first = passages[best.passage_index]
+    sentence = first.text[best.sentence[0] - first.start : best.sentence[1] - first.start]
+    return Answer(question_text, best.text, confidence, sentence, best.sentence[0], best.start, best.end, citations)
+
+
+def _citations(best: Candidate, found: Sequence[Candidate], passages: Sequence[Passage]) -> list[Citation]:
+    """The best span, then the same answer in every other article where it scores nearly as well."""
+    key = normalize(best.text)
+    cited: dict[str, Citation] = {}
+    for candidate in sorted(found, key=lambda c: -c.score):
+        passage = passages[candidate.passage_index]
+        if passage.source in cited or normalize(candidate.text) != key:
+            continue
+        if candidate is not best and candidate.score < best.score - 1.0:
+            break
+        cited[passage.source] = Citation(passage.source, passage.title, passage.date, candidate.start,
+                                         candidate.end, candidate.text)
+    return list(cited.values())

@@ -1,0 +1,153 @@
+"""The library API the CLI and the evaluation scripts share: build an index, search, ask.
+
+    from qa.api import QA
+    qa = QA(corpus="seeds", index="index")
+    result = qa.ask("who built Stargate data centers")
+    result["answer"], result["citations"][0]["quote"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from qa import answer as answerer
+from qa import store
+from qa.embed import DEFAULT_MODEL, Encoder
+from qa.errors import QAError
+from qa.ingest import Article
+from qa.retrieve import CANDIDATE_DEPTH, Hit, Retriever
+
+DEFAULT_CORPUS = "seeds"
+DEFAULT_INDEX = "index"
+DEFAULT_TOP_K = 5
+
+
+class QA:
+    """One corpus, its index and the model, loaded lazily and kept for repeated questions."""
+
+    def __init__(self, corpus: str | Path | Sequence[Article] = DEFAULT_CORPUS, index: str | Path = DEFAULT_INDEX,
+                 model: str = DEFAULT_MODEL, strict: bool = False,
+                 on_notice: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None):
+        self.corpus = Path(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
+        self.index_dir = Path(index)
+        self.model_name = model
+        self.strict = strict
+        self.on_notice = on_notice or (lambda message: None)
+        self.on_progress = on_progress
+        self._encoder: Encoder | None = None
+        self._loaded: store.LoadedIndex | None = None
+        self._retriever: Retriever | None = None
+
+    # ------------------------------------------------------------------ index
+
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder(self.model_name)
+        return self._encoder
+
+    def build(self, force: bool = False) -> store.BuildReport:
+        """Bring the index up to date with the corpus (or rebuild it) and report what was done."""
+        report = store.build(
+            self.corpus, self.index_dir, self.model_name, force=force, strict=self.strict,
+            make_encoder=self.encoder, on_progress=self.on_progress,
+            on_wait=lambda: self.on_notice(f"another build of {self.index_dir} is running; waiting for it"),
+        )
+        for warning in report.skipped:
+            self.on_notice(f"skipped {warning}")
+        self._loaded = self._retriever = None
+        return report
+
+    def ensure_index(self) -> None:
+        """Build on first use and rebuild when the corpus or model changed, saying why."""
+        reason = store.staleness(self.index_dir, self.corpus, self.model_name)
+        if reason is not None:
+            self.on_notice(f"building the index in {self.index_dir} ({reason})")
+            self.build()
+
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            self.ensure_index()
+            self._loaded = store.load(self.index_dir)
+            from rank_bm25 import BM25Okapi
+
+            tokens = self._loaded.tokens
+            bm25 = BM25Okapi(tokens) if tokens else None
+            self._retriever = Retriever(bm25, self._loaded.dense, self._embed_query, len(tokens))
+        return self._retriever
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        return self.encoder().encode([text])[0]
+
+    def _idf(self, term: str) -> float:
+        bm25 = self.retriever().bm25_index
+        return float(max(bm25.idf.get(term, bm25.average_idf * 2), 0.05)) if bm25 else 1.0
+
+    # ------------------------------------------------------------------ queries
+
+    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = "rrf",
+               alpha: float = 0.5, depth: int = CANDIDATE_DEPTH) -> list[dict]:
+        """Ranked passages as dicts, each with its fused score and both retrievers' ranks and scores."""
+        query = _check_text(query, "query")
+        hits = self._hits(query, k, retriever, fusion, alpha, depth)
+        return [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)]
+
+    def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = "rrf",
+            alpha: float = 0.5) -> dict:
+        """The answer (or None), its confidence, sentence and citations, and the passages it came from."""
+        question = _check_text(question, "question")
+        hits = self._hits(question, top_k, retriever, fusion, alpha, CANDIDATE_DEPTH)
+        passages = [self._loaded.passages[h.passage_id] for h in hits]
+        retriever_obj = self.retriever()
+        result = answerer.answer(
+            question, hits, passages, self._idf,
+            embed=lambda texts: self.encoder().encode(texts),
+            query_vector=retriever_obj.query_vector(question),
+        )
+        return {
+            "question": question,
+            "answer": result.answer,
+            "confidence": round(result.confidence, 4),
+            "sentence": result.sentence,
+            "answer_in_sentence": (
+                [result.answer_start - result.sentence_start, result.answer_end - result.sentence_start]
+                if result.answer is not None else None
+            ),
+            "citations": [asdict(c) for c in result.citations],
+            "passages": [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)],
+        }
+
+    def _hits(self, query: str, k: int, retriever: str, fusion: str, alpha: float, depth: int) -> list[Hit]:
+        if k < 1:
+            raise QAError(f"top-k must be at least 1, got {k}")
+        try:
+            return self.retriever().search(query, k=k, retriever=retriever, fusion=fusion, alpha=alpha, depth=depth)
+        except ValueError as exc:
+            raise QAError(str(exc)) from None
+
+    def _passage_dict(self, rank: int, hit: Hit) -> dict:
+        passage = self._loaded.passages[hit.passage_id]
+        return {
+            "rank": rank,
+            "source": passage.source,
+            "title": passage.title,
+            "date": passage.date,
+            "start": passage.start,
+            "end": passage.end,
+            "text": passage.text,
+            "score": round(hit.score, 6),
+            "bm25_rank": hit.bm25_rank,
+            "bm25_score": None if hit.bm25_score is None else round(hit.bm25_score, 4),
+            "dense_rank": hit.dense_rank,
+            "dense_score": None if hit.dense_score is None else round(hit.dense_score, 4),
+        }
+
+
+def _check_text(text: str, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise QAError(f"the {what} is empty; ask something, e.g. qa ask \"who built Stargate data centers\"")
+    return text.strip()

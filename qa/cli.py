@@ -1,0 +1,239 @@
+"""`qa`: ask questions about a folder of articles and see exactly where each answer came from.
+
+A thin layer over `qa.api.QA`: it parses options, renders with rich, and turns every
+`QAError` (and Ctrl-C) into one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
+from qa.embed import DEFAULT_MODEL
+from qa.errors import QAError
+
+app = typer.Typer(
+    help="Answer questions about a folder of news articles, offline, citing the exact source text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class RetrieverChoice(str, Enum):
+    hybrid = "hybrid"
+    bm25 = "bm25"
+    dense = "dense"
+
+
+class FusionChoice(str, Enum):
+    rrf = "rrf"
+    weighted = "weighted"
+
+
+CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html articles (searched recursively).")
+IndexOption = typer.Option(DEFAULT_INDEX, "--index", help="Folder where the index is kept.")
+ModelOption = typer.Option(DEFAULT_MODEL, "--model", help="Embedding model: a sentence-transformers name or local folder.")
+RetrieverOption = typer.Option(RetrieverChoice.hybrid, "--retriever", help="Which ranking to use.")
+FusionOption = typer.Option(FusionChoice.rrf, "--fusion", help="How hybrid combines rankings: reciprocal rank fusion or weighted scores.")
+AlphaOption = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
+StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
+
+
+def _safe(text: str) -> str:
+    """Text for the terminal: control characters (escape sequences included) shown, never executed."""
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+
+
+def _run(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except QAError as exc:
+        err.print(f"[bold red]error:[/] {escape(_safe(str(exc)))}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] {escape(_safe(exc.strerror or str(exc)))}: {escape(str(exc.filename or ''))}")
+        raise typer.Exit(1) from None
+
+
+def _make_qa(corpus: str, index: str, model: str, strict: bool, quiet: bool) -> QA:
+    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{escape(_safe(message))}[/]"))
+    return QA(corpus, index, model, strict=strict, on_notice=notice, on_progress=_progress_bar(quiet))
+
+
+def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
+    """A rich progress bar driven by (done, total) callbacks: passages/s and time left."""
+    if quiet or not err.is_terminal:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "progress" not in state:
+            progress = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                                TextColumn("{task.fields[rate]}"),
+                                TimeRemainingColumn(), console=err, transient=True)
+            state["progress"] = progress
+            state["task"] = progress.add_task("embed", total=total, rate="")
+            progress.start()
+        progress = state["progress"]
+        task = progress.tasks[0]
+        rate = f"{task.speed:.0f} passages/s" if task.speed else ""
+        progress.update(state["task"], completed=done, total=total, rate=rate)
+        if done >= total:
+            progress.stop()
+            state.clear()
+
+    return update
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in quotes."),
+    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", "-k", min=1, max=100, help="Passages to read for the answer."),
+    json_output: bool = JsonOption,
+    corpus: str = CorpusOption,
+    index: str = IndexOption,
+    model: str = ModelOption,
+    retriever: RetrieverChoice = RetrieverOption,
+    fusion: FusionChoice = FusionOption,
+    alpha: float = AlphaOption,
+    strict: bool = StrictOption,
+) -> None:
+    """Answer QUESTION from the articles, with the sentence it comes from and citations."""
+
+    def action() -> None:
+        qa = _make_qa(corpus, index, model, strict, quiet=json_output)
+        result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
+        if json_output:
+            result.pop("answer_in_sentence")
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            _show_answer(result)
+
+    _run(action)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=1000, help="Passages to show."),
+    json_output: bool = JsonOption,
+    corpus: str = CorpusOption,
+    index: str = IndexOption,
+    model: str = ModelOption,
+    retriever: RetrieverChoice = RetrieverOption,
+    fusion: FusionChoice = FusionOption,
+    alpha: float = AlphaOption,
+    strict: bool = StrictOption,
+) -> None:
+    """Rank the passages for QUERY, showing fused and per-retriever ranks."""
+
+    def action() -> None:
+        qa = _make_qa(corpus, index, model, strict, quiet=json_output)
+        passages = qa.search(query, k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
+        if json_output:
+            print(json.dumps({"query": query.strip(), "passages": passages}, ensure_ascii=False))
+        else:
+            _show_passages(passages, title=f"Passages for: {_safe(query.strip())}")
+
+    _run(action)
+
+
+@app.command()
+def index(
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild from scratch even if nothing changed."),
+    corpus: str = CorpusOption,
+    index: str = IndexOption,
+    model: str = ModelOption,
+    strict: bool = StrictOption,
+) -> None:
+    """Build or update the index of the corpus (only changed articles are embedded again)."""
+
+    def action() -> None:
+        qa = _make_qa(corpus, index, model, strict, quiet=False)
+        report = qa.build(force=rebuild)
+        verb = "built" if report.built else "already up to date:"
+        rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
+        out.print(
+            f"[green]index {verb}[/] {report.files} articles, {report.passages} passages "
+            f"({report.embedded} embedded, {report.passages - report.embedded if report.built else report.passages} reused) "
+            f"in {report.seconds:.1f}s{rate} -> {escape(index)}"
+            + (f"  [dim]({escape(report.reason)})[/]" if report.built else "")
+        )
+        if report.skipped:
+            out.print(f"[yellow]{len(report.skipped)} file(s) skipped[/] (see warnings above)")
+
+    _run(action)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _citation_line(citation: dict) -> str:
+    date = f", {citation['date']}" if citation.get("date") else ""
+    return (f"[bold]{escape(citation['source'])}[/] — {escape(_safe(citation['title']))}{escape(date)} "
+            f"[dim]chars {citation['start']}–{citation['end']}[/]")
+
+
+def _show_answer(result: dict) -> None:
+    out.print(f"[bold]Q:[/] {escape(_safe(result['question']))}")
+    if result["answer"] is None:
+        out.print(Panel(Text("No answer found in the articles.", style="bold yellow"),
+                        subtitle=f"confidence {result['confidence']:.2f}", expand=False))
+        _show_passages(result["passages"], title="Closest passages")
+        return
+    out.print(Panel(Text(_safe(result["answer"]), style="bold green"), title="Answer",
+                    subtitle=f"confidence {result['confidence']:.2f}", expand=False))
+    sentence = Text(_safe(result["sentence"]))
+    start, end = result["answer_in_sentence"]
+    sentence.stylize("bold black on yellow", start, end)
+    out.print(Text("“") + sentence + Text("”"))
+    out.print("[bold]Sources:[/]")
+    for number, citation in enumerate(result["citations"], 1):
+        out.print(f"  [{number}] " + _citation_line(citation))
+
+
+def _show_passages(passages: list[dict], title: str) -> None:
+    if not passages:
+        out.print("[yellow]No passages matched.[/]")
+        return
+    table = Table(title=title, show_lines=True, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("bm25", justify="right")
+    table.add_column("dense", justify="right")
+    table.add_column("source / passage", ratio=1)
+    for p in passages:
+        snippet = p["text"] if len(p["text"]) <= 320 else p["text"][:320].rsplit(" ", 1)[0] + " …"
+        where = f"[bold]{escape(p['source'])}[/] [dim]{p['start']}–{p['end']}[/]\n"
+        table.add_row(str(p["rank"]), f"{p['score']:.4f}",
+                      "-" if p["bm25_rank"] is None else str(p["bm25_rank"]),
+                      "-" if p["dense_rank"] is None else str(p["dense_rank"]),
+                      where + escape(_safe(snippet)))
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

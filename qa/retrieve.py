@@ -1,0 +1,159 @@
+"""Sparse (BM25) and dense (FAISS) retrieval, fused into one ranked list of passages.
+
+Tokenizer (used for BM25 and by the answerer to match question words): Unicode words,
+lowercased, curly apostrophes folded, a trailing possessive "'s" dropped, English stopwords
+removed, and the S-stemmer (Harman 1991: plural endings only) applied. Both choices were
+measured on eval/gold.jsonl (see eval/README.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+RRF_K = 60
+CANDIDATE_DEPTH = 50
+RETRIEVERS = ("hybrid", "bm25", "dense")
+FUSIONS = ("rrf", "weighted")
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yourself yourselves""".split()
+)
+_TOKEN = re.compile(r"\w+(?:['’]\w+)*")
+
+
+def s_stem(word: str) -> str:
+    """Harman's S-stemmer: conflates plurals without touching other word forms."""
+    if len(word) > 3 and word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
+        return word[:-1]
+    if len(word) > 2 and word.endswith("s") and not word.endswith(("us", "ss")):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lowercased word tokens with apostrophes folded and possessives dropped."""
+    out = []
+    for token in _TOKEN.findall(text.lower()):
+        token = token.replace("’", "'")
+        if token.endswith("'s"):
+            token = token[:-2]
+        out.append(token)
+    return out
+
+
+def tokenize(text: str, stopwords: bool = True, stem: bool = True) -> list[str]:
+    """BM25 terms of `text` (see the module docstring for the rules)."""
+    tokens = words(text)
+    if stopwords:
+        tokens = [t for t in tokens if t not in STOPWORDS]
+    if stem:
+        tokens = [s_stem(t) for t in tokens]
+    return tokens
+
+
+@dataclass
+class Hit:
+    """One retrieved passage and why: its fused score and each retriever's rank (1-based) and score."""
+
+    passage_id: int
+    score: float
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+
+
+@dataclass
+class Retriever:
+    """Searches one loaded index. `embed_query` is called only when dense scores are needed."""
+
+    bm25_index: object  # rank_bm25.BM25Okapi
+    dense_index: object  # faiss.Index over normalized vectors
+    embed_query: Callable[[str], np.ndarray]
+    size: int
+    _query_cache: dict = field(default_factory=dict)
+
+    def bm25(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
+        terms = tokenize(query)
+        if not terms or not self.size:
+            return []
+        scores = np.asarray(self.bm25_index.get_scores(terms), dtype=np.float64)
+        matched = np.flatnonzero(scores > 0)
+        order = matched[np.argsort(-scores[matched], kind="stable")][:depth]
+        return [(int(i), float(scores[i])) for i in order]
+
+    def query_vector(self, query: str) -> np.ndarray:
+        if query not in self._query_cache:
+            self._query_cache[query] = np.asarray(self.embed_query(query), dtype=np.float32).reshape(1, -1)
+        return self._query_cache[query]
+
+    def dense(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
+        if not self.size or not query.strip():
+            return []
+        scores, ids = self.dense_index.search(self.query_vector(query), min(depth, self.size))
+        # FAISS pads with id -1 when fewer than k vectors exist.
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = "rrf",
+               alpha: float = 0.5, depth: int = CANDIDATE_DEPTH) -> list[Hit]:
+        if retriever not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        depth = max(depth, k)
+        sparse = self.bm25(query, depth) if retriever in ("bm25", "hybrid") else []
+        dense = self.dense(query, depth) if retriever in ("dense", "hybrid") else []
+        if retriever == "bm25":
+            fused = {i: s for i, s in sparse}
+        elif retriever == "dense":
+            fused = {i: s for i, s in dense}
+        elif fusion == "rrf":
+            fused = reciprocal_rank_fusion([sparse, dense])
+        else:
+            fused = weighted_fusion(sparse, dense, alpha)
+        hits = {i: Hit(i, score) for i, score in fused.items()}
+        for rank, (i, score) in enumerate(sparse, 1):
+            hits[i].bm25_rank, hits[i].bm25_score = rank, score
+        for rank, (i, score) in enumerate(dense, 1):
+            hits[i].dense_rank, hits[i].dense_score = rank, score
+        ranked = sorted(hits.values(), key=lambda h: (-h.score, h.passage_id))
+        return ranked[:k]
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[tuple[int, float]]], k: int = RRF_K) -> dict[int, float]:
+    """sum over rankings of 1 / (k + rank), ranks 1-based (Cormack et al. 2009)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (i, _) in enumerate(ranking, 1):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def _min_max(ranking: Sequence[tuple[int, float]]) -> dict[int, float]:
+    if not ranking:
+        return {}
+    values = [s for _, s in ranking]
+    low, high = min(values), max(values)
+    span = high - low
+    return {i: (s - low) / span if span > 0 else 1.0 for i, s in ranking}
+
+
+def weighted_fusion(sparse: Sequence[tuple[int, float]], dense: Sequence[tuple[int, float]],
+                    alpha: float) -> dict[int, float]:
+    """alpha * dense + (1 - alpha) * bm25, each min-max normalized over its candidates (absent = 0)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    s, d = _min_max(sparse), _min_max(dense)
+    return {i: alpha * d.get(i, 0.0) + (1 - alpha) * s.get(i, 0.0) for i in set(s) | set(d)}
