@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -124,6 +124,13 @@ _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d)s?$")
 _DATE_TEXT = re.compile(rf"\b{_MONTH}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 _NAME_CONNECTORS = {"of", "the", "and", "&", "de", "du", "van", "von", "for", "la", "le", "del", "da", "-"}
 _CURRENCY_SYMBOLS = {"$", "€", "£", "¥"}
+# Words next to a span whose identity says something about what the span is ("by X", "in 1990", "X, who").
+_CONTEXT_WORDS = {
+    ",", "(", ")", ":", "<s>", "</s>", "by", "of", "in", "on", "at", "from", "to", "for", "with", "as", "than",
+    "about", "over", "until", "since", "after", "before", "during", "between", "into", "the", "a", "an", "is",
+    "was", "are", "were", "be", "been", "and", "or", "who", "which", "that", "called", "named", "known",
+    "including", "like", "such", "because", "due", "around", "nearly", "almost", "some", "only",
+}
 
 
 @dataclass
@@ -225,6 +232,7 @@ class SentenceView:
     overlap: float  # idf-weighted share of the question's terms found in the sentence
     matched: int
     dense: float = 0.0
+    rank: int = 0  # 1-based, among the sentences considered
 
 
 def _edge_ok(token: Token, first: bool) -> bool:
@@ -254,7 +262,7 @@ def sentence_views(question: Question, passages: Sequence[Passage], idf: Callabl
 
 
 def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_rank: int,
-                   hit: Hit | None, passage_fused_max: float) -> dict[str, float]:
+                   hit: Hit | None, passage_fused_max: float, redundancy: int) -> dict[str, float]:
     tokens = view.tokens
     span = tokens[i : j + 1]
     words_in_span = [t for t in span if not t.punct]
@@ -267,15 +275,23 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
         distance = min(abs(k - i) if k < i else abs(k - j) for k in outside)
     else:
         distance = len(tokens)
+    window = {t.stem for t in tokens[max(0, i - 10) : j + 11] if not t.stop} - {t.stem for t in span}
+    left_word = tokens[i - 1].lower if i > 0 else "<s>"
+    right_word = tokens[j + 1].lower if j + 1 < len(tokens) else "</s>"
     features = {
         "bias": 1.0,
+        "local_overlap": len(window & question.term_set) / max(len(question.term_set), 1),
         "sent_overlap": view.overlap,
         "sent_matched": min(view.matched, 6) / 6,
         "sent_dense": view.dense,
+        "sent_rank_recip": 1.0 / view.rank,
         "passage_rank_recip": 1.0 / hit_rank,
         "passage_fused": (hit.score / passage_fused_max) if hit and passage_fused_max > 0 else 0.0,
         "in_question_frac": in_question / max(len(content), 1),
         "all_in_question": float(bool(content) and in_question == len(content)),
+        "any_in_question": float(in_question > 0),
+        "redundancy": math.log1p(redundancy),
+        "single_cap_at_start": float(i == 0 and text_len == 1 and tokens[i].capitalized),
         "log_distance": math.log1p(distance),
         "near_question": float(distance <= 3),
         "left_is_qword": float(i > 0 and tokens[i - 1].stem in question.term_set and not tokens[i - 1].stop),
@@ -303,16 +319,33 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
         features[f"kind={kind}"] = 1.0
         features[f"q={question.answer_type}|kind={kind}"] = 1.0
     features[f"wh={question.wh}|len={min(text_len, 5)}"] = 1.0
+    if left_word in _CONTEXT_WORDS:
+        features[f"wh={question.wh}|left={left_word}"] = 1.0
+    if right_word in _CONTEXT_WORDS:
+        features[f"wh={question.wh}|right={right_word}"] = 1.0
     return features
 
 
-def candidates(question: Question, hits: Sequence[Hit], passages: Sequence[Passage],
-               idf: Callable[[str], float], embed: Callable[[list[str]], np.ndarray] | None = None,
-               query_vector: np.ndarray | None = None) -> tuple[list[Candidate], list[SentenceView]]:
+@dataclass
+class Reading:
+    """What the answerer reads: the retrieved passages and the index's term weights and encoder."""
+
+    hits: Sequence[Hit]
+    passages: Sequence[Passage]
+    idf: Callable[[str], float]
+    embed: Callable[[list[str]], np.ndarray] | None = None
+    query_vector: np.ndarray | None = None
+
+
+def candidates(question: Question, reading: Reading) -> list[Candidate]:
     """Spans of the most question-like sentences, each with its feature vector."""
-    views = sentence_views(question, passages, idf)
+    hits, passages, embed, query_vector = reading.hits, reading.passages, reading.embed, reading.query_vector
+    views = sentence_views(question, passages, reading.idf)
+    all_sentences = [" " + normalize(" ".join(t.text for t in v.tokens)) + " " for v in views]
     views.sort(key=lambda v: (-(v.overlap + 0.02 / (v.passage_index + 1)), v.passage_index, v.start))
     views = views[:SENTENCES_CONSIDERED]
+    for rank, view in enumerate(views, 1):
+        view.rank = rank
     if embed is not None and query_vector is not None and views:
         texts = [passages[v.passage_index].text[v.start - passages[v.passage_index].start : v.end - passages[v.passage_index].start] for v in views]
         similarities = embed(texts) @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
@@ -339,9 +372,18 @@ def candidates(question: Question, hits: Sequence[Hit], passages: Sequence[Passa
                 start, end = tokens[i].start, tokens[j].end
                 passage = passages[view.passage_index]
                 text = passage.text[start - passage.start : end - passage.start]
-                feats = _span_features(question, view, i, j, view.passage_index + 1, hit, fused_max)
+                feats = _span_features(question, view, i, j, view.passage_index + 1, hit, fused_max,
+                                       _mentions(normalize(text), all_sentences))
                 found.append(Candidate(view.passage_index, (view.start, view.end), start, end, text, feats))
-    return found, views
+    return found
+
+
+def _mentions(normalized: str, sentences: Sequence[str]) -> int:
+    """In how many other retrieved sentences the span's words recur (answer redundancy)."""
+    if not normalized:
+        return 0
+    needle = f" {normalized} "
+    return max(sum(needle in s for s in sentences) - 1, 0)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -364,7 +406,7 @@ def score(candidate_features: dict[str, float], weights: dict[str, float]) -> fl
     return sum(weights.get(name, 0.0) * value for name, value in candidate_features.items())
 
 
-def confidence_features(best: Candidate, scores: Sequence[float], question: Question) -> dict[str, float]:
+def confidence_features(best: Mapping[str, float], scores: Sequence[float], question_terms: int) -> dict[str, float]:
     """What the calibration sees: how far the best span stands out and how well its sentence matches."""
     ordered = sorted(scores, reverse=True)
     second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
@@ -372,11 +414,11 @@ def confidence_features(best: Candidate, scores: Sequence[float], question: Ques
         "bias": 1.0,
         "best": ordered[0],
         "margin": min(ordered[0] - second, 5.0),
-        "sent_overlap": best.features["sent_overlap"],
-        "sent_dense": best.features["sent_dense"],
-        "type_match": best.features["type_match"],
-        "passage_fused": best.features["passage_fused"],
-        "terms": min(len(question.term_set), 8) / 8,
+        "sent_overlap": best.get("sent_overlap", 0.0),
+        "sent_dense": best.get("sent_dense", 0.0),
+        "type_match": best.get("type_match", 0.0),
+        "passage_fused": best.get("passage_fused", 0.0),
+        "terms": min(question_terms, 8) / 8,
     }
 
 
@@ -418,20 +460,19 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def answer(question_text: str, hits: Sequence[Hit], passages: Sequence[Passage], idf: Callable[[str], float],
-           embed: Callable[[list[str]], np.ndarray] | None = None, query_vector: np.ndarray | None = None,
-           model: Model | None = None) -> Answer:
-    """The best supported span of `passages` (ranked as `hits`), or an abstention."""
+def answer(question_text: str, reading: Reading, model: Model | None = None) -> Answer:
+    """The best supported span of the passages read, or an abstention."""
     model = model or load_model()
     question = analyze_question(question_text)
-    found, _ = candidates(question, hits, passages, idf, embed, query_vector)
+    found = candidates(question, reading)
+    passages = reading.passages
     if not found:
         return Answer(question_text, None, 0.0, None, None, None, None, [])
     scores = [score(c.features, model.weights) for c in found]
     for candidate, value in zip(found, scores):
         candidate.score = value
     best = max(found, key=lambda c: (c.score, -c.passage_index, -c.start))
-    confidence = calibrated(confidence_features(best, scores, question), model.confidence)
+    confidence = calibrated(confidence_features(best.features, scores, len(question.term_set)), model.confidence)
     if confidence < model.threshold:
         return Answer(question_text, None, confidence, None, None, None, None, [])
     citations = _citations(best, found, passages)

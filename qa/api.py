@@ -16,10 +16,11 @@ import numpy as np
 
 from qa import answer as answerer
 from qa import store
-from qa.embed import DEFAULT_MODEL, Encoder
+from qa.embed import DEFAULT_MODEL, Encoder, load_encoder
 from qa.errors import QAError
+from qa.chunk import Passage
 from qa.ingest import Article
-from qa.retrieve import CANDIDATE_DEPTH, Hit, Retriever
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
@@ -39,16 +40,13 @@ class QA:
         self.strict = strict
         self.on_notice = on_notice or (lambda message: None)
         self.on_progress = on_progress
-        self._encoder: Encoder | None = None
         self._loaded: store.LoadedIndex | None = None
         self._retriever: Retriever | None = None
 
     # ------------------------------------------------------------------ index
 
     def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = Encoder(self.model_name)
-        return self._encoder
+        return load_encoder(self.model_name)
 
     def build(self, force: bool = False) -> store.BuildReport:
         """Bring the index up to date with the corpus (or rebuild it) and report what was done."""
@@ -80,6 +78,11 @@ class QA:
             self._retriever = Retriever(bm25, self._loaded.dense, self._embed_query, len(tokens))
         return self._retriever
 
+    def all_passages(self) -> list[Passage]:
+        """Every passage of the index, in index order."""
+        self.retriever()
+        return self._loaded.passages
+
     def _embed_query(self, text: str) -> np.ndarray:
         return self.encoder().encode([text])[0]
 
@@ -89,25 +92,20 @@ class QA:
 
     # ------------------------------------------------------------------ queries
 
-    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = "rrf",
-               alpha: float = 0.5, depth: int = CANDIDATE_DEPTH) -> list[dict]:
+    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
+               alpha: float = DEFAULT_ALPHA, depth: int = CANDIDATE_DEPTH) -> list[dict]:
         """Ranked passages as dicts, each with its fused score and both retrievers' ranks and scores."""
         query = _check_text(query, "query")
         hits = self._hits(query, k, retriever, fusion, alpha, depth)
         return [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)]
 
-    def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = "rrf",
-            alpha: float = 0.5) -> dict:
+    def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
+            alpha: float = DEFAULT_ALPHA) -> dict:
         """The answer (or None), its confidence, sentence and citations, and the passages it came from."""
         question = _check_text(question, "question")
-        hits = self._hits(question, top_k, retriever, fusion, alpha, CANDIDATE_DEPTH)
-        passages = [self._loaded.passages[h.passage_id] for h in hits]
-        retriever_obj = self.retriever()
-        result = answerer.answer(
-            question, hits, passages, self._idf,
-            embed=lambda texts: self.encoder().encode(texts),
-            query_vector=retriever_obj.query_vector(question),
-        )
+        reading = self.reading(question, top_k, retriever, fusion, alpha)
+        result = answerer.answer(question, reading)
+        hits = reading.hits
         return {
             "question": question,
             "answer": result.answer,
@@ -120,6 +118,18 @@ class QA:
             "citations": [asdict(c) for c in result.citations],
             "passages": [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)],
         }
+
+    def reading(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
+                alpha: float = DEFAULT_ALPHA) -> answerer.Reading:
+        """The retrieved passages and index helpers the answerer reads for `question`."""
+        hits = self._hits(question, top_k, retriever, fusion, alpha, CANDIDATE_DEPTH)
+        return answerer.Reading(
+            hits=hits,
+            passages=[self._loaded.passages[h.passage_id] for h in hits],
+            idf=self._idf,
+            embed=lambda texts: self.encoder().encode(texts),
+            query_vector=self.retriever().query_vector(question),
+        )
 
     def _hits(self, query: str, k: int, retriever: str, fusion: str, alpha: float, depth: int) -> list[Hit]:
         if k < 1:

@@ -21,6 +21,7 @@ from rich.text import Text
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
 from qa.embed import DEFAULT_MODEL
 from qa.errors import QAError
+from qa.retrieve import DEFAULT_ALPHA, DEFAULT_FUSION
 
 app = typer.Typer(
     help="Answer questions about a folder of news articles, offline, citing the exact source text.",
@@ -39,16 +40,18 @@ class RetrieverChoice(str, Enum):
 
 
 class FusionChoice(str, Enum):
-    rrf = "rrf"
     weighted = "weighted"
+    rrf = "rrf"
 
 
 CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html articles (searched recursively).")
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", help="Folder where the index is kept.")
 ModelOption = typer.Option(DEFAULT_MODEL, "--model", help="Embedding model: a sentence-transformers name or local folder.")
 RetrieverOption = typer.Option(RetrieverChoice.hybrid, "--retriever", help="Which ranking to use.")
-FusionOption = typer.Option(FusionChoice.rrf, "--fusion", help="How hybrid combines rankings: reciprocal rank fusion or weighted scores.")
-AlphaOption = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
+FusionOption = typer.Option(
+    FusionChoice(DEFAULT_FUSION), "--fusion",
+    help="How hybrid combines rankings: min-max normalized scores weighted by --alpha, or reciprocal rank fusion (k=60).")
+AlphaOption = typer.Option(DEFAULT_ALPHA, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
 StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
 

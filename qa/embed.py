@@ -10,6 +10,7 @@ from qa.errors import QAError
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -107,3 +108,9 @@ class Encoder:
             if on_batch:
                 on_batch(len(batch))
         return out
+
+
+@lru_cache(maxsize=2)
+def load_encoder(name: str = DEFAULT_MODEL) -> Encoder:
+    """One loaded model per name per process: loading costs seconds, encoding milliseconds."""
+    return Encoder(name)

@@ -1,0 +1,179 @@
+"""Score retrieval and answers of the real qa pipeline against gold questions and answers.
+
+    python eval/evaluate.py [--gold eval/gold.jsonl] [--corpus seeds] [--index DIR]
+                            [--retrievers bm25,dense,hybrid] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from metrics import best_over_gold, first_relevant, mean_metrics, percentile, ranking_metrics  # noqa: E402
+
+from qa.answer import normalize  # noqa: E402
+from qa.api import QA  # noqa: E402
+from qa.errors import QAError  # noqa: E402
+from qa.retrieve import RETRIEVERS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console(highlight=False)
+REQUIRED = {"id": str, "question": str, "answers": list}
+
+
+class GoldError(QAError):
+    pass
+
+
+def load_gold(path: Path) -> list[dict]:
+    """Gold records, validated; a bad line is reported by its number."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise GoldError(f"cannot read gold file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GoldError(f"gold file {path} is not UTF-8") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GoldError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise GoldError(f"{path}:{number}: expected a JSON object")
+        for key, kind in REQUIRED.items():
+            if not isinstance(record.get(key), kind):
+                raise GoldError(f"{path}:{number}: field {key!r} missing or not a {kind.__name__}")
+        if not all(isinstance(a, str) for a in record["answers"]):
+            raise GoldError(f"{path}:{number}: 'answers' must be a list of strings")
+        if record["answers"] and not isinstance(record.get("source"), str):
+            raise GoldError(f"{path}:{number}: an answerable question needs its 'source' file")
+        records.append(record)
+    if not records:
+        raise GoldError(f"gold file {path} holds no questions")
+    return records
+
+
+def is_relevant(passage_source: str, passage_text: str, gold: dict) -> bool:
+    text = normalize(passage_text)
+    return passage_source == gold.get("source") and any(normalize(a) in text for a in gold["answers"] if normalize(a))
+
+
+def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: str = "hybrid",
+             progress=None) -> dict:
+    """Every metric of the report, computed by running `qa` on each gold question."""
+    all_passages = qa.all_passages()
+    retrieval_rows = {r: [] for r in retrievers}
+    questions, latencies = [], []
+    answerable_rows, abstained_unanswerable, abstained, unanswerable = [], 0, 0, 0
+    for record in gold:
+        answerable = bool(record["answers"])
+        ranks = {}
+        if answerable:
+            total = sum(is_relevant(p.source, p.text, record) for p in all_passages)
+            for name in retrievers:
+                ranking = qa.search(record["question"], k=10, retriever=name)
+                relevance = [is_relevant(p["source"], p["text"], record) for p in ranking]
+                retrieval_rows[name].append(ranking_metrics(relevance, total))
+                ranks[name] = first_relevant(relevance)
+        began = time.perf_counter()
+        result = qa.ask(record["question"], retriever=answer_retriever)
+        latencies.append((time.perf_counter() - began) * 1000)
+        predicted = result["answer"]
+        em, f1 = best_over_gold(predicted or "", record["answers"])
+        if answerable:
+            sentence = normalize(result["sentence"] or "")
+            answerable_rows.append({
+                "em": em,
+                "f1": f1,
+                "sentence_hit": float(predicted is not None and any(normalize(a) in sentence for a in record["answers"])),
+                "citation_accuracy": float(bool(result["citations"]) and result["citations"][0]["source"] == record["source"]),
+                "answered": float(predicted is not None),
+            })
+        else:
+            unanswerable += 1
+            abstained_unanswerable += predicted is None
+        abstained += predicted is None
+        questions.append({"id": record["id"], "question": record["question"], "gold": record["answers"],
+                          "predicted": predicted, "confidence": result["confidence"], "em": em, "f1": f1,
+                          "first_relevant_rank": ranks})
+        if progress:
+            progress()
+    answers = mean_metrics(answerable_rows)
+    answers.pop("answered", None)
+    answers["abstain_precision"] = round(abstained_unanswerable / abstained, 4) if abstained else 1.0
+    answers["abstain_recall"] = round(abstained_unanswerable / unanswerable, 4) if unanswerable else 1.0
+    answers["answerable"] = len(answerable_rows)
+    answers["unanswerable"] = unanswerable
+    answers["answered_unanswerable"] = unanswerable - abstained_unanswerable
+    answers["abstained_answerable"] = abstained - abstained_unanswerable
+    return {
+        "retrieval": {name: mean_metrics(rows) for name, rows in retrieval_rows.items()},
+        "answers": answers,
+        "latency_ms": {"p50": round(percentile(latencies, 50), 1), "p95": round(percentile(latencies, 95), 1)},
+        "questions": questions,
+    }
+
+
+def retrieval_table(retrieval: dict, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for name in retrieval:
+        table.add_column(name, justify="right")
+    metrics = next(iter(retrieval.values())).keys() if retrieval else []
+    for metric in metrics:
+        table.add_row(metric, *(f"{retrieval[name][metric]:.3f}" for name in retrieval))
+    return table
+
+
+def parse_retrievers(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RETRIEVERS]
+    if unknown or not names:
+        raise typer.BadParameter(f"choose from {','.join(RETRIEVERS)}")
+    return names
+
+
+def main(
+    gold: Path = typer.Option(ROOT / "eval" / "gold.jsonl", help="Gold questions (JSON lines)."),
+    corpus: Path = typer.Option(ROOT / "seeds", help="Folder of articles the gold refers to."),
+    index: Path = typer.Option(ROOT / "index", help="Index folder (built if missing or stale)."),
+    retrievers: str = typer.Option("bm25,dense,hybrid", help="Comma-separated retrievers to compare."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report here."),
+) -> None:
+    names = parse_retrievers(retrievers)
+    try:
+        records = load_gold(gold)
+        qa = QA(corpus, index, on_notice=lambda m: console.print(f"[dim]{m}[/]"))
+        report = evaluate(qa, records, names)
+    except QAError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(retrieval_table(report["retrieval"], f"Retrieval on {gold.name} ({report['answers']['answerable']} answerable questions)"))
+    answers = Table(title="Answers (hybrid)", title_justify="left")
+    answers.add_column("metric")
+    answers.add_column("value", justify="right")
+    for key, value in report["answers"].items():
+        answers.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    answers.add_row("latency p50 / p95 (ms)", f"{report['latency_ms']['p50']:.0f} / {report['latency_ms']['p95']:.0f}")
+    console.print(answers)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        console.print(f"report written to {json_out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,112 @@
+"""Score the real qa pipeline on a SQuAD v1.1 or v2.0 file, opened over all of its paragraphs.
+
+    python eval/squad.py --data FILE [--sample N] [--seed S] [--index DIR] [--json OUT]
+
+Each paragraph is one article (source "<title>#<paragraph index>"); a question is asked of the
+whole corpus, not of its own paragraph. Answers are scored as the official v2.0 script does:
+an abstention counts as the answer "" (right for unanswerable questions, wrong otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evaluate import parse_retrievers, retrieval_table  # noqa: E402
+from metrics import best_over_gold, first_relevant, mean_metrics, percentile, ranking_metrics  # noqa: E402
+
+from qa.api import QA  # noqa: E402
+from qa.errors import QAError  # noqa: E402
+from qa.squad import load_squad  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console(highlight=False)
+
+
+def evaluate_squad(qa: QA, questions, retrievers: list[str], answer_retriever: str = "hybrid",
+                   show_progress: bool = True) -> dict:
+    retrieval_rows = {r: [] for r in retrievers}
+    rows, has_ans, no_ans, latencies = [], [], [], []
+    items = track(questions, description="asking", console=console) if show_progress else questions
+    for q in items:
+        ranks = {}
+        for name in retrievers:
+            ranking = qa.search(q.question, k=10, retriever=name)
+            relevance = [p["source"] == q.source for p in ranking]
+            retrieval_rows[name].append(ranking_metrics(relevance))
+            ranks[name] = first_relevant(relevance)
+        began = time.perf_counter()
+        result = qa.ask(q.question, retriever=answer_retriever)
+        latencies.append((time.perf_counter() - began) * 1000)
+        em, f1 = best_over_gold(result["answer"] or "", q.answers)
+        (has_ans if q.answers else no_ans).append({"em": em, "f1": f1})
+        rows.append({"id": q.id, "question": q.question, "gold": q.answers, "predicted": result["answer"],
+                     "confidence": result["confidence"], "em": em, "f1": f1, "first_relevant_rank": ranks})
+    overall = mean_metrics([{"em": r["em"], "f1": r["f1"]} for r in rows])
+    answered = mean_metrics(has_ans)
+    return {
+        "retrieval": {name: {k: v for k, v in mean_metrics(r).items() if k in ("recall@1", "recall@5", "recall@10", "mrr@10")}
+                      for name, r in retrieval_rows.items()},
+        "answers": {
+            "em": overall.get("em", 0.0),
+            "f1": overall.get("f1", 0.0),
+            "has_ans_em": answered.get("em", 0.0),
+            "has_ans_f1": answered.get("f1", 0.0),
+            "no_ans_accuracy": mean_metrics(no_ans)["em"] if no_ans else None,
+            "has_ans": len(has_ans),
+            "no_ans": len(no_ans),
+        },
+        "latency_ms": {"p50": round(percentile(latencies, 50), 1), "p95": round(percentile(latencies, 95), 1)},
+        "questions": rows,
+    }
+
+
+def main(
+    data: Path = typer.Option(..., help="A SQuAD v1.1 or v2.0 JSON file."),
+    sample: Optional[int] = typer.Option(None, min=1, help="Score N questions drawn at random (default: all)."),
+    seed: int = typer.Option(0, help="Seed of the sample."),
+    index: Optional[Path] = typer.Option(None, help="Index folder (default index/eval-<file name>)."),
+    retrievers: str = typer.Option("bm25,dense,hybrid", help="Comma-separated retrievers to compare."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report here."),
+) -> None:
+    names = parse_retrievers(retrievers)
+    try:
+        articles, questions, version = load_squad(data)
+        if sample is not None and sample < len(questions):
+            questions = random.Random(seed).sample(questions, sample)
+        qa = QA(articles, index or ROOT / "index" / f"eval-{data.stem}",
+                on_notice=lambda m: console.print(f"[dim]{m}[/]"))
+        qa.ensure_index()
+        report = evaluate_squad(qa, questions, names)
+    except QAError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    report["data"] = {"file": data.name, "version": version, "paragraphs": len(articles), "questions": len(questions)}
+    console.print(retrieval_table(report["retrieval"], f"Paragraph retrieval, {data.name}: {len(questions)} questions over {len(articles)} paragraphs"))
+    table = Table(title="Answers (hybrid, official v2.0 scoring)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report["answers"].items():
+        table.add_row(key, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value)))
+    table.add_row("latency p50 / p95 (ms)", f"{report['latency_ms']['p50']:.0f} / {report['latency_ms']['p95']:.0f}")
+    console.print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        console.print(f"report written to {json_out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

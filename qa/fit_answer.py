@@ -1,0 +1,191 @@
+"""Fit the answerer's weights (qa/answer_weights.json) on SQuAD-format data.
+
+    python -m qa.fit_answer --data ../shared/data/squad/squad1-dev-40.json \\
+        --data ../shared/data/squad/squad2-dev-a.json [--per-file 1500] [--seed 0]
+
+For each sampled question the real pipeline retrieves passages over the file's whole corpus and
+lists candidate spans with their features (nothing here is specific to any question or article).
+1. Span scorer: a listwise logistic model, the softmax over a question's candidates, trained
+   to put its probability on the spans equal to a gold answer (after SQuAD normalization),
+   with L2 regularization.
+2. Confidence: logistic regression from the best span's margin and support features to
+   "this answer is right" (token F1 >= 0.5), on all sampled questions, unanswerable ones included.
+3. Threshold: the confidence below which the answerer abstains, chosen to maximize the
+   SQuAD 2.0 overall F1 (abstaining scores 1 on unanswerable questions, 0 on answerable ones)
+   over the sampled questions.
+The candidates' features are cached (`--cache`, plain .npz and JSON) so a refit after changing
+only this script does not run the pipeline again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import typer
+from scipy import sparse
+
+from qa import answer as answerer
+from qa.api import QA
+from qa.squad import best_over_gold, load_squad
+
+L2 = 1.0
+
+
+@dataclass
+class Collected:
+    names: list[str]  # feature name of each column
+    matrix: sparse.csr_matrix  # one row per candidate, all questions stacked
+    offsets: np.ndarray  # question q's rows are offsets[q]:offsets[q + 1]
+    labels: np.ndarray  # candidate equals a gold answer
+    texts: list[str]  # candidate texts
+    answers: list[list[str]]  # gold answers per question ([] = unanswerable)
+    terms: list[int]  # content terms per question
+
+    def rows(self, q: int) -> slice:
+        return slice(int(self.offsets[q]), int(self.offsets[q + 1]))
+
+
+def collect(data_files: list[Path], per_file: int, seed: int, index_root: Path) -> Collected:
+    """Run the pipeline on sampled questions and keep every candidate's features, sparsely."""
+    columns: dict[str, int] = {}
+    data, indices, indptr = [], [], [0]
+    offsets, labels, texts, answers, terms = [0], [], [], [], []
+    for path in data_files:
+        articles, questions, _ = load_squad(path)
+        questions = random.Random(seed).sample(questions, min(per_file, len(questions)))
+        qa = QA(articles, index_root / f"eval-{path.stem}", on_notice=lambda m: typer.echo(m, err=True))
+        for number, q in enumerate(questions, 1):
+            question = answerer.analyze_question(q.question)
+            gold = {answerer.normalize(a) for a in q.answers}
+            for candidate in answerer.candidates(question, qa.reading(q.question)):
+                for name, value in candidate.features.items():
+                    indices.append(columns.setdefault(name, len(columns)))
+                    data.append(value)
+                indptr.append(len(indices))
+                labels.append(answerer.normalize(candidate.text) in gold)
+                texts.append(candidate.text)
+            offsets.append(len(labels))
+            answers.append(q.answers)
+            terms.append(len(question.term_set))
+            if number % 250 == 0:
+                typer.echo(f"{path.name}: {number}/{len(questions)} questions", err=True)
+    matrix = sparse.csr_matrix((np.array(data, np.float32), np.array(indices, np.int32), np.array(indptr, np.int64)),
+                               shape=(len(labels), len(columns)))
+    names = sorted(columns, key=columns.get)
+    return Collected(names, matrix, np.array(offsets), np.array(labels, bool), texts, answers, terms)
+
+
+def save(collected: Collected, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    m = collected.matrix
+    np.savez(folder / "features.npz", data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
+             offsets=collected.offsets, labels=collected.labels)
+    (folder / "meta.json").write_text(json.dumps({
+        "names": collected.names, "texts": collected.texts, "answers": collected.answers, "terms": collected.terms,
+    }, ensure_ascii=False), encoding="utf-8")
+
+
+def load(folder: Path) -> Collected:
+    arrays = np.load(folder / "features.npz", allow_pickle=False)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    matrix = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
+    return Collected(meta["names"], matrix, arrays["offsets"], arrays["labels"], meta["texts"], meta["answers"],
+                     meta["terms"])
+
+
+def fit_span_scorer(c: Collected) -> np.ndarray:
+    """Weights maximizing the log softmax probability of the gold spans, question by question."""
+    from scipy.optimize import minimize
+
+    trainable = [q for q in range(len(c.answers)) if c.labels[c.rows(q)].any()]
+    blocks = [(c.matrix[c.rows(q)].astype(np.float64), c.labels[c.rows(q)]) for q in trainable]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = L2 * 0.5 * w @ w, L2 * w
+        for x, y in blocks:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            gold_mass = p[y].sum() + 1e-12
+            total -= np.log(gold_mass)
+            # d/dw of -log(sum of gold p) = E_p[x] - E_{p restricted to gold}[x]
+            q = -p * (y / gold_mass)
+            grad += x.T @ (p + q)
+        return total, grad
+
+    result = minimize(loss, np.zeros(len(c.names)), jac=True, method="L-BFGS-B", options={"maxiter": 400})
+    typer.echo(f"span scorer: {len(trainable)} questions with a gold candidate, loss {result.fun:.1f}", err=True)
+    return result.x
+
+
+def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float]:
+    """Calibration weights and the abstention threshold, from the best span of every question."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, targets, outcomes = [], [], []
+    for q in range(len(c.answers)):
+        rows_q = c.rows(q)
+        if rows_q.start == rows_q.stop:
+            outcomes.append((None, bool(c.answers[q]), 0.0))
+            continue
+        scores = c.matrix[rows_q] @ w
+        best = int(np.argmax(scores))
+        row = c.matrix[rows_q.start + best]
+        features = {c.names[j]: float(v) for j, v in zip(row.indices, row.data)}
+        f1 = best_over_gold(c.texts[rows_q.start + best], c.answers[q])[1] if c.answers[q] else 0.0
+        rows.append(answerer.confidence_features(features, scores, c.terms[q]))
+        targets.append(f1 >= 0.5)
+        outcomes.append((len(rows) - 1, bool(c.answers[q]), f1))
+    names = sorted(rows[0])
+    x = np.array([[r[n] for n in names] for r in rows])
+    model = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False).fit(x, np.array(targets))
+    probabilities = model.predict_proba(x)[:, 1]
+    scored = [(0.0 if i is None else float(probabilities[i]), answerable, f1) for i, answerable, f1 in outcomes]
+    return {n: round(float(v), 5) for n, v in zip(names, model.coef_[0])}, choose_threshold(scored)
+
+
+def choose_threshold(scored: list[tuple[float, bool, float]]) -> float:
+    """The abstention threshold with the best SQuAD 2.0 overall F1 over (confidence, answerable, f1)."""
+    best_value, best_threshold = -1.0, 0.5
+    for threshold in np.linspace(0.0, 1.0, 101):
+        value = sum((f1 if answerable else 0.0) if p >= threshold else (0.0 if answerable else 1.0)
+                    for p, answerable, f1 in scored)
+        if value > best_value:
+            best_value, best_threshold = value, float(threshold)
+    return round(best_threshold, 2)
+
+
+def main(
+    data: list[Path] = typer.Option(..., help="SQuAD v1.1/v2.0 files to fit on (repeatable)."),
+    per_file: int = typer.Option(1500, help="Questions sampled from each file."),
+    seed: int = typer.Option(0, help="Seed of the samples."),
+    index_root: Path = typer.Option(Path("index"), help="Where the per-file indexes are kept."),
+    cache: Path = typer.Option(Path("index") / "fit-cache", help="Candidate features are kept here."),
+    reuse_cache: bool = typer.Option(False, help="Refit from the cache instead of running the pipeline."),
+    out: Path = typer.Option(answerer.WEIGHTS_FILE, help="Weights file to write."),
+) -> None:
+    if reuse_cache:
+        collected = load(cache)
+    else:
+        collected = collect(data, per_file, seed, index_root)
+        save(collected, cache)
+    w = fit_span_scorer(collected)
+    weights = {n: round(float(v), 5) for n, v in zip(collected.names, w) if abs(v) > 1e-5}
+    confidence, threshold = fit_confidence(collected, w)
+    out.write_text(json.dumps({
+        "note": "fitted by `python -m qa.fit_answer` (see its docstring); do not edit by hand",
+        "fitted_on": {"files": [p.name for p in data], "per_file": per_file, "seed": seed,
+                      "questions": len(collected.answers)},
+        "weights": dict(sorted(weights.items())),
+        "confidence": confidence,
+        "threshold": threshold,
+    }, indent=1) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {out}: {len(weights)} span weights, abstain below confidence {threshold}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,34 @@
+"""Shared fixtures: the seed articles, a real index built once per session, and small corpora."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.api import QA
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def seeds_index(tmp_path_factory) -> Path:
+    """An index of the seed articles built with the real default model."""
+    index = tmp_path_factory.mktemp("seeds-index")
+    QA(SEEDS, index).build()
+    return index
+
+
+@pytest.fixture(scope="session")
+def seeds_qa(seeds_index) -> QA:
+    return QA(SEEDS, seeds_index)
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    return corpus

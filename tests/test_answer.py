@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from qa.answer import Reading, analyze_question, answer, candidate_kinds, load_model, normalize, tokenize_with_offsets
+from qa.chunk import Passage
+from qa.retrieve import Hit
+
+
+@pytest.mark.parametrize("question, wh, kind", [
+    ("Who unveiled the project?", "who", "person"),
+    ("When did the company open its office?", "when", "date"),
+    ("In what year was it founded?", "when", "date"),
+    ("Where did the meeting take place?", "where", "place"),
+    ("How much did the repairs cost?", "how much", "money"),
+    ("How many visitors came?", "how many", "number"),
+    ("How large is the facility?", "how much", "quantity"),
+    ("What percentage of voters agreed?", "how much", "percent"),
+    ("Which company won the contract?", "which", "org"),
+    ("Which product does it resell?", "which", "name"),
+    ("What did the council approve?", "what", "phrase"),
+    ("Why did the plan fail?", "why", "reason"),
+])
+def test_question_analysis(question, wh, kind):
+    analysis = analyze_question(question)
+    assert (analysis.wh, analysis.answer_type) == (wh, kind)
+
+
+def test_focus_terms_drop_question_and_stop_words():
+    assert analyze_question("Who is the CEO of Microsoft?").terms == ["ceo", "microsoft"]
+
+
+@pytest.mark.parametrize("span, kind", [
+    ("$100 billion", "money"), ("48 million euros", "money"), ("2019", "year"), ("Jun 13, 2024", "date"),
+    ("12%", "percent"), ("half a million square feet", "quantity"), ("Larry Ellison", "name"),
+    ("Bank of England", "name"), ("direct fiber links", "phrase"),
+])
+def test_candidate_kinds(span, kind):
+    assert kind in candidate_kinds(tokenize_with_offsets(span), span)
+
+
+def test_normalize_follows_squad():
+    assert normalize("The “Stargate”  Project!") == "stargate project"
+    assert normalize("An apple, a day") == "apple day"
+
+
+def _reading(text: str, source: str = "s.txt", start: int = 100) -> Reading:
+    passage = Passage(source, "T", None, start, start + len(text), text)
+    return Reading(hits=[Hit(0, 1.0, 1, 5.0, 1, 0.5)], passages=[passage], idf=lambda t: 1.0)
+
+
+def test_answer_is_a_span_of_the_passage_with_absolute_offsets():
+    text = ("The museum opened a new wing on Tuesday. The wing was designed by architect Maria Lopez, "
+            "who also designed the city library. It cost 12 million dollars.")
+    reading = _reading(text)
+    result = answer("How much did the new wing cost?", reading, model=load_model())
+    assert result.answer is not None
+    citation = result.citations[0]
+    assert text[citation.start - 100 : citation.end - 100] == citation.quote == result.answer
+    assert "12 million" in result.answer
+    assert result.answer in result.sentence and 0.0 <= result.confidence <= 1.0
+
+
+def test_no_candidates_means_no_answer():
+    result = answer("Who won?", _reading("..."), model=load_model())
+    assert result.answer is None and result.citations == []

@@ -1,0 +1,129 @@
+"""The CLI end to end on real articles with the real model (in-process, so the model loads once)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.ingest import text_of
+from tests.conftest import ROOT, SEEDS
+
+runner = CliRunner()
+UNSEEN = ROOT / "tests" / "data" / "unseen"
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def ask_json(question: str, corpus, index) -> dict:
+    result = run("ask", question, "--json", "--corpus", str(corpus), "--index", str(index))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_who_built_stargate_data_centers(seeds_index):
+    data = ask_json("who built Stargate data centers", SEEDS, seeds_index)
+    assert set(data) == {"question", "answer", "confidence", "sentence", "citations", "passages"}
+    assert data["answer"] == "Oracle"
+    assert 0.0 <= data["confidence"] <= 1.0
+    citation = data["citations"][0]
+    assert citation["source"] == "001_86ff3bb821105e2b.txt"
+    assert set(citation) == {"source", "title", "date", "start", "end", "quote"}
+    assert text_of(SEEDS, citation["source"])[citation["start"] : citation["end"]] == citation["quote"]
+    assert data["answer"] in data["sentence"]
+    for passage in data["passages"]:
+        assert {"rank", "source", "title", "start", "end", "text", "score", "bm25_rank", "dense_rank"} <= set(passage)
+        assert text_of(SEEDS, passage["source"])[passage["start"] : passage["end"]] == passage["text"]
+
+
+@pytest.mark.parametrize("question", ["What is the price of an Nvidia H100 GPU?", "Who is the CEO of Google?"])
+def test_unanswerable_questions_get_null(seeds_index, question):
+    data = ask_json(question, SEEDS, seeds_index)
+    assert data["answer"] is None and data["citations"] == [] and data["passages"]
+
+
+def test_rich_answer_view_shows_answer_and_citation(seeds_index):
+    result = run("ask", "Who is the chairman of Oracle?", "--corpus", str(SEEDS), "--index", str(seeds_index))
+    assert result.exit_code == 0
+    assert "Larry Ellison" in result.stdout and "001_86ff3bb821105e2b.txt" in result.stdout
+
+
+def test_search_json_and_table(seeds_index):
+    result = run("search", "Stargate data centers", "--json", "--corpus", str(SEEDS), "--index", str(seeds_index))
+    data = json.loads(result.stdout)
+    assert data["query"] == "Stargate data centers" and len(data["passages"]) == 10
+    ranks = [p["rank"] for p in data["passages"]]
+    assert ranks == list(range(1, len(ranks) + 1))
+    scores = [p["score"] for p in data["passages"]]
+    assert scores == sorted(scores, reverse=True)
+    for retriever in ("bm25", "dense"):
+        result = run("search", "Stargate", "--json", "--retriever", retriever, "--corpus", str(SEEDS), "--index", str(seeds_index))
+        other = "dense_rank" if retriever == "bm25" else "bm25_rank"
+        assert all(p[other] is None for p in json.loads(result.stdout)["passages"])
+    table = run("search", "Stargate", "--fusion", "weighted", "--alpha", "0.3", "--corpus", str(SEEDS), "--index", str(seeds_index))
+    assert table.exit_code == 0 and "001_86ff3bb821105e2b.txt" in table.stdout
+
+
+def test_page_furniture_is_never_returned(seeds_index):
+    for query in ("Articles You May Like", "Leave a Reply email address will not be published",
+                  "TikTok Tango Oracle Ascendancy"):
+        result = run("search", query, "--json", "-k", "50", "--corpus", str(SEEDS), "--index", str(seeds_index))
+        for passage in json.loads(result.stdout)["passages"]:
+            assert "Leave a Reply" not in passage["text"] and "Articles You May Like" not in passage["text"]
+            assert "TikTok Tango" not in passage["text"]
+
+
+@pytest.mark.parametrize("question, source, expected", [
+    ("Who will build the new ferry terminal?", "harbor_ferry.txt", "Nordvik Construction"),
+    ("How much did the library repairs cost?", "library_reopens.html", "2.4 million dollars"),
+    ("When was the apple festival founded?", "orchard_festival.md", "1962"),
+    ("Who is the head librarian?", "library_reopens.html", "Grace Okafor"),
+])
+def test_articles_never_seen_before(tmp_path, question, source, expected):
+    corpus = tmp_path / "unseen"
+    shutil.copytree(UNSEEN, corpus)
+    data = ask_json(question, corpus, tmp_path / "index")
+    assert data["citations"][0]["source"] == source
+    assert expected in data["answer"] or data["answer"] in expected
+    citation = data["citations"][0]
+    assert text_of(corpus, source)[citation["start"] : citation["end"]] == citation["quote"]
+
+
+def test_index_command_builds_then_reports_up_to_date(tmp_path):
+    corpus = tmp_path / "c"
+    shutil.copytree(UNSEEN, corpus)
+    first = run("index", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
+    assert first.exit_code == 0 and "built" in first.stdout and "3 articles" in first.stdout
+    second = run("index", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
+    assert "up to date" in second.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("ask", "   "), "empty"),
+    (("ask", "x", "--corpus", "/no/such/folder"), "not found"),
+    (("search", "x", "--retriever", "magic"), "magic"),
+    (("ask", "x", "--model", "no-such-org/no-such-model", "--index", "{tmp}/i"), "cannot load model"),
+])
+def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code != 0
+    output = result.output.strip()
+    assert message in output and "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_terminal_escapes_in_a_question_are_not_echoed_raw(seeds_index):
+    result = run("ask", "who built \x1b[31mStargate\x1b[0m data centers", "--corpus", str(SEEDS), "--index", str(seeds_index))
+    assert result.exit_code == 0 and "\x1b[31m" not in result.stdout
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("ask", "search", "index"):
+        assert command in result.stdout

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from qa import embed
+from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256, Encoder, ModelError, load_encoder, resolve_model
+
+
+def test_default_model_resolves_offline_with_verified_weights():
+    location, digest = resolve_model(DEFAULT_MODEL)
+    assert digest == DEFAULT_WEIGHTS_SHA256
+    assert location.endswith("model")
+
+
+def test_weights_with_another_hash_are_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "model"
+    shutil.copytree(embed.packaged_model_dir(), fake, ignore=shutil.ignore_patterns("model.safetensors"))
+    (fake / "model.safetensors").write_bytes(b"not the real weights")
+    monkeypatch.setattr(embed, "packaged_model_dir", lambda: fake)
+    with pytest.raises(ModelError, match="sha256"):
+        resolve_model(DEFAULT_MODEL)
+
+
+def test_unloadable_model_name_gets_one_line_saying_what_to_do():
+    with pytest.raises(ModelError) as info:
+        Encoder("no-such-org/no-such-model")
+    message = str(info.value)
+    assert "\n" not in message and "--model" in message and DEFAULT_MODEL in message
+
+
+def test_local_model_folder_loads_through_sentence_transformers(tmp_path):
+    local = tmp_path / "copy"
+    shutil.copytree(embed.packaged_model_dir(), local)
+    encoder = Encoder(str(local))
+    assert encoder.weights_sha256 and encoder.dim == 384
+    same = load_encoder(DEFAULT_MODEL).encode(["A local copy gives the same vectors."])
+    assert np.allclose(encoder.encode(["A local copy gives the same vectors."]), same, atol=1e-5)
+
+
+def test_vectors_are_normalized_and_meaningful():
+    encoder = load_encoder(DEFAULT_MODEL)
+    vectors = encoder.encode(["Oracle builds data centers.", "Oracle constructs server farms.", "I like soup."])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]

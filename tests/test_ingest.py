@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from qa.chunk import chunk_article
+from qa.ingest import (CorpusError, article_from_text, body_span, find_date, html_to_text, list_corpus,
+                       read_corpus, text_of)
+from tests.conftest import SEEDS
+
+FURNITURE_ARTICLE = (
+    "Acme Corp said on Tuesday it will open a new factory in Ohio, hiring about 400 workers by next year.\n\n"
+    "The plant will make batteries for electric buses, the company said in a statement to investors.\n\n"
+    "Business\n\nMore Stories\n\nTen Gadgets That Changed Everything\nWhy Cities Are Going Electric\n\n"
+    "Leave a Reply\n\nYour email address will not be published. Required fields are marked *"
+)
+
+
+def test_seeds_listed_in_stable_order():
+    sources = [f.source for f in list_corpus(SEEDS)]
+    assert sources == sorted(sources) and len(sources) == 3
+
+
+def test_trailing_links_and_comment_form_are_cut_by_general_rules():
+    article = article_from_text("a.txt", FURNITURE_ARTICLE)
+    body = article.text[article.body_start : article.body_end]
+    assert body.endswith("statement to investors.")
+    assert "Leave a Reply" not in body and "Gadgets" not in body
+
+
+def test_seed_furniture_never_reaches_a_passage():
+    corpus = read_corpus(SEEDS)
+    texts = " ".join(p.text for a in corpus.articles for p in chunk_article(a))
+    for furniture in ("Articles You May Like", "Leave a Reply", "email address will not be published",
+                      "TikTok Tango", "Maximize Your Social Media Impact"):
+        assert furniture not in texts
+
+
+def test_article_without_furniture_keeps_everything():
+    text = "Short heading\n\nA complete sentence that is long enough to count as prose here.\n"
+    assert body_span(text) == (0, len(text.rstrip()))
+
+
+def test_title_and_date_from_leading_date_line_and_dateline():
+    corpus = read_corpus(SEEDS)
+    by_source = {a.source: a for a in corpus.articles}
+    dated = by_source["003_033a1c9dbcb95f04.txt"]
+    assert dated.date == "2024-06-13"
+    assert not dated.title.lower().startswith("date")
+    assert find_date("Title\n\nBy Someone 10:35 am Mar 2, 2021\n\nBody.") == "2021-03-02"
+    assert find_date("No date in this one.") is None
+
+
+def test_html_is_reduced_to_visible_text_with_title():
+    html = ("<html><head><title>Big News</title><style>p{}</style></head><body><nav>Home | About</nav>"
+            "<h1>Big News</h1><p>First &amp; foremost, a fact.</p><script>var x=1;</script>"
+            "<footer>Copyright</footer></body></html>")
+    text, title = html_to_text(html)
+    assert title == "Big News"
+    assert "First & foremost, a fact." in text
+    assert "var x" not in text and "Home | About" not in text and "Copyright" not in text
+
+
+def test_bom_is_dropped_and_offsets_index_decoded_text(tmp_path):
+    (tmp_path / "a.txt").write_bytes("\ufeffTitle\n\nBody text here.".encode("utf-8"))
+    article = read_corpus(tmp_path).articles[0]
+    assert article.text.startswith("Title") and article.title == "Title"
+    assert text_of(tmp_path, "a.txt") == article.text
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):
+    (tmp_path / "good.txt").write_text("Good article.\n\nIt has a sentence with enough words in it.", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 au lait".encode("latin-1"))
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
+    corpus = read_corpus(tmp_path)
+    assert [a.source for a in corpus.articles] == ["good.txt"]
+    warnings = " ".join(corpus.skipped)
+    assert "latin1.txt" in warnings and "UTF-8" in warnings
+    assert "binary.txt" in warnings and "empty.md" in warnings
+    with pytest.raises(CorpusError, match="binary.txt"):
+        read_corpus(tmp_path, strict=True)
+
+
+def test_missing_empty_and_unsupported_corpus_errors(tmp_path):
+    with pytest.raises(CorpusError, match="not found"):
+        read_corpus(tmp_path / "nope")
+    with pytest.raises(CorpusError, match="no articles"):
+        read_corpus(tmp_path)
+    (tmp_path / "data.csv").write_text("a,b\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="no articles"):
+        read_corpus(tmp_path)
+
+
+def test_symlink_loop_and_odd_names(tmp_path):
+    sub = tmp_path / "sub dir"
+    sub.mkdir()
+    (sub / "café news.txt").write_text("Title\n\nThe café opened on Monday in the old town.", encoding="utf-8")
+    os.symlink(tmp_path, sub / "loop")
+    corpus = read_corpus(tmp_path)
+    assert [a.source for a in corpus.articles] == ["sub dir/café news.txt"]
+
+
+def test_text_of_refuses_paths_outside_the_corpus(tmp_path):
+    (tmp_path / "a.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(CorpusError, match="outside"):
+        text_of(tmp_path, "../etc/passwd")

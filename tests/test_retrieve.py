@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qa.retrieve import Retriever, reciprocal_rank_fusion, s_stem, tokenize, weighted_fusion
+
+
+def test_tokenizer_folds_case_possessives_stopwords_and_plurals():
+    assert tokenize("OpenAI's data centers") == ["openai", "data", "center"]
+    assert tokenize("Who is the CEO?") == ["ceo"]
+    assert tokenize("Who is the CEO?", stopwords=False) == ["who", "is", "the", "ceo"]
+    assert s_stem("companies") == "company" and s_stem("glass") == "glass" and s_stem("status") == "status"
+
+
+@given(st.text(max_size=200))
+def test_tokenizer_never_fails_and_yields_lowercase_words(text):
+    for token in tokenize(text):
+        assert token and token == token.lower() and not any(c.isspace() for c in token)
+
+
+def test_rrf_uses_one_based_ranks_and_k_60():
+    fused = reciprocal_rank_fusion([[(7, 9.0), (3, 1.0)], [(3, 0.9)]])
+    assert fused[7] == pytest.approx(1 / 61)
+    assert fused[3] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_weighted_fusion_min_max_normalizes_each_side():
+    fused = weighted_fusion([(1, 10.0), (2, 5.0)], [(2, 0.9), (3, 0.1)], alpha=0.25)
+    assert fused[1] == pytest.approx(0.75)
+    assert fused[2] == pytest.approx(0.25)
+    assert fused[3] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        weighted_fusion([], [], alpha=1.5)
+
+
+class _FakeBM25:
+    def __init__(self, scores):
+        self.scores = np.array(scores, dtype=float)
+
+    def get_scores(self, terms):
+        return self.scores
+
+
+def _retriever(bm25_scores, vectors):
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors.astype(np.float32))
+    return Retriever(_FakeBM25(bm25_scores), index, lambda q: np.array([1.0, 0.0], np.float32), len(bm25_scores))
+
+
+def test_dense_handles_k_beyond_index_size():
+    retriever = _retriever([0.0, 2.0], np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert [i for i, _ in retriever.dense("q", depth=50)] == [0, 1]
+
+
+def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
+    retriever = _retriever([0.0, 2.0, 1.0], np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
+    hits = retriever.search("some query", k=3)
+    by_id = {h.passage_id: h for h in hits}
+    assert by_id[0].bm25_rank is None and by_id[0].dense_rank == 1  # no term matched: not a BM25 candidate
+    assert by_id[1].bm25_rank == 1 and by_id[1].dense_rank == 3
+    assert by_id[2].bm25_rank == 2 and by_id[2].dense_rank == 2
+    # 1/61 + 1/63 > 2/62 > 1/61
+    assert [h.passage_id for h in hits] == [1, 2, 0]
+    assert by_id[2].score == pytest.approx(2 / 62)
+    with pytest.raises(ValueError):
+        retriever.search("q", retriever="magic")

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa import store
+from qa.api import QA
+from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256
+from qa.store import StoreError
+
+
+def _write(folder: Path, name: str, body: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(body, encoding="utf-8")
+
+
+@pytest.fixture
+def small(tmp_path) -> tuple[Path, Path]:
+    corpus = tmp_path / "corpus"
+    _write(corpus, "a.txt", "Harbor news\n\nThe harbor authority approved a new ferry terminal on Friday. "
+                            "Construction will cost 40 million euros and finish in 2027.")
+    _write(corpus, "b.txt", "Garden show\n\nThe city garden show drew twelve thousand visitors this weekend. "
+                            "Organizers praised the volunteers who ran the event.")
+    return corpus, tmp_path / "index"
+
+
+def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
+    corpus, index = small
+    report = QA(corpus, index).build()
+    assert report.built and report.files == 2 and report.embedded == report.passages
+    loaded = store.load(index)
+    manifest = loaded.manifest
+    assert manifest["format"] == store.FORMAT_VERSION
+    assert manifest["model"] == {"name": DEFAULT_MODEL, "weights_sha256": DEFAULT_WEIGHTS_SHA256, "dim": 384}
+    assert manifest["chunking"] == store.chunking_params()
+    assert {f["source"] for f in manifest["files"]} == {"a.txt", "b.txt"}
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"])
+    assert manifest["counts"]["passages"] == len(loaded.passages) == loaded.dense.ntotal
+    names = sorted(p.name for p in loaded.folder.iterdir())
+    assert names == ["dense.faiss", "manifest.json", "passages.jsonl"]
+    for line in (loaded.folder / "passages.jsonl").read_text(encoding="utf-8").splitlines():
+        json.loads(line)  # plain JSON, nothing executable
+
+
+def test_unchanged_corpus_is_not_rebuilt_and_one_new_article_is_embedded_alone(small):
+    corpus, index = small
+    qa = QA(corpus, index)
+    first = qa.build()
+    assert not qa.build().built
+    _write(corpus, "c.txt", "Rail update\n\nThe night train to the coast returns in May after repairs to the bridge.")
+    report = qa.build()
+    assert report.built and report.reason == "articles added or removed"
+    assert report.embedded == report.passages - first.passages
+
+
+def test_staleness_reports_why(small):
+    corpus, index = small
+    assert store.staleness(index, corpus, DEFAULT_MODEL) == "no index yet"
+    QA(corpus, index).build()
+    assert store.staleness(index, corpus, DEFAULT_MODEL) is None
+    assert "model changed" in store.staleness(index, corpus, "/some/other/model")
+    _write(corpus, "a.txt", "Harbor news\n\nThe terminal plan was withdrawn.")
+    assert store.staleness(index, corpus, DEFAULT_MODEL) == "a.txt changed"
+
+
+def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypatch):
+    corpus, index = small
+    QA(corpus, index).build()
+    before = store.load(index).manifest["created"], store.current_generation(index)
+    _write(corpus, "c.txt", "New\n\nA new article arrives with a full sentence of text.")
+
+    def explode(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_write_json", explode)
+    with pytest.raises(OSError):
+        QA(corpus, index).build()
+    assert (store.load(index).manifest["created"], store.current_generation(index)) == before
+    assert not list(index.glob(".build-*"))
+
+
+def test_leftovers_of_an_interrupted_build_are_removed_by_the_next(small):
+    corpus, index = small
+    QA(corpus, index).build()
+    leftover = index / ".build-999-deadbeef"
+    leftover.mkdir()
+    (leftover / "passages.jsonl").write_text("partial", encoding="utf-8")
+    QA(corpus, index).build(force=True)
+    assert not leftover.exists()
+    assert len(list(index.glob("gen-*"))) <= 2
+
+
+def test_damaged_or_newer_index_is_refused_with_what_to_run(small):
+    corpus, index = small
+    QA(corpus, index).build()
+    generation = store.current_generation(index)
+    passages = generation / "passages.jsonl"
+    passages.write_bytes(passages.read_bytes()[:-20])
+    with pytest.raises(StoreError, match="qa index --rebuild"):
+        store.load(index)
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    manifest["format"] = store.FORMAT_VERSION + 1
+    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(StoreError, match="newer"):
+        store.load(index)
+    (index / "CURRENT").write_text("../../etc", encoding="utf-8")
+    with pytest.raises(StoreError, match="damaged"):
+        store.load(index)
+
+
+def test_missing_index_says_to_build(tmp_path):
+    with pytest.raises(StoreError, match="qa index"):
+        store.load(tmp_path / "none")
