@@ -19,53 +19,22 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from metrics import best_over_gold, first_relevant, mean_metrics, percentile, ranking_metrics  # noqa: E402
+from metrics import (  # noqa: E402
+    best_over_gold,
+    first_relevant,
+    mean_metrics,
+    percentile,
+    ranking_metrics,
+)
 
 from qa.answer import normalize  # noqa: E402
 from qa.api import QA  # noqa: E402
 from qa.errors import QAError  # noqa: E402
 from qa.retrieve import RETRIEVERS  # noqa: E402
+from qa.squad import GoldError, load_gold  # noqa: E402,F401  (GoldError re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)
-REQUIRED = {"id": str, "question": str, "answers": list}
-
-
-class GoldError(QAError):
-    pass
-
-
-def load_gold(path: Path) -> list[dict]:
-    """Gold records, validated; a bad line is reported by its number."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise GoldError(f"cannot read gold file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise GoldError(f"gold file {path} is not UTF-8") from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise GoldError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise GoldError(f"{path}:{number}: expected a JSON object")
-        for key, kind in REQUIRED.items():
-            if not isinstance(record.get(key), kind):
-                raise GoldError(f"{path}:{number}: field {key!r} missing or not a {kind.__name__}")
-        if not all(isinstance(a, str) for a in record["answers"]):
-            raise GoldError(f"{path}:{number}: 'answers' must be a list of strings")
-        if record["answers"] and not isinstance(record.get("source"), str):
-            raise GoldError(f"{path}:{number}: an answerable question needs its 'source' file")
-        records.append(record)
-    if not records:
-        raise GoldError(f"gold file {path} holds no questions")
-    return records
-
-
 def is_relevant(passage_source: str, passage_text: str, gold: dict) -> bool:
     text = normalize(passage_text)
     return passage_source == gold.get("source") and any(normalize(a) in text for a in gold["answers"] if normalize(a))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import string
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +67,7 @@ class Question:
     terms: list[str]  # stemmed content words
     term_set: set[str] = field(default_factory=set)
     word_set: set[str] = field(default_factory=set)  # all lowercased words, stopwords included
+    names: set[str] = field(default_factory=set)  # stems of the capitalized words after the first
 
 
 def analyze_question(text: str) -> Question:
@@ -114,12 +117,14 @@ def analyze_question(text: str) -> Question:
     question = Question(text, wh, answer_type, terms)
     question.term_set = set(terms)
     question.word_set = set(lowered)
+    question.names = {t.stem for t in tokenize_with_offsets(text)[1:] if _continues_name(t) and not t.stop}
     return question
 
 
 # ----------------------------------------------------------------------------- candidates
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|\w+(?:['’.-]\w+)*|[$€£¥%]|[^\w\s]")
+# Numbers keep their separators ("1,200", "2024-06-13"); a possessive "'s" is a token of its own.
+_TOKEN = re.compile(r"\d+(?:[.,:/-]\d+)*%?|\w+?(?=['’]s\b)|['’]s\b|\w+(?:['’.-]\w+)*|[$€£¥%]|[^\w\s]")
 _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d)s?$")
 _DATE_TEXT = re.compile(rf"\b{_MONTH}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 _NAME_CONNECTORS = {"of", "the", "and", "&", "de", "du", "van", "von", "for", "la", "le", "del", "da", "-"}
@@ -165,7 +170,7 @@ def tokenize_with_offsets(text: str, base: int = 0) -> list[Token]:
             capitalized=raw[:1].isupper() or (raw[:1].islower() and any(c.isupper() for c in raw[1:])),
             numeric=any(c.isdigit() for c in raw) or lower_key in _NUMBER_WORDS,
             punct=punct,
-            stop=lower_key in STOPWORDS,
+            stop=lower_key in STOPWORDS or lower == "'s",
         ))
     return tokens
 
@@ -231,8 +236,31 @@ class SentenceView:
     tokens: list[Token]
     overlap: float  # idf-weighted share of the question's terms found in the sentence
     matched: int
+    term_weights: dict[str, float]  # each question term's share of the question's total idf
     dense: float = 0.0
     rank: int = 0  # 1-based, among the sentences considered
+
+
+def _topic_names(tokens: Sequence[Token], question: Question) -> list[bool]:
+    """Tokens of capitalized runs (names) that contain a name the question itself gives."""
+    blocked = [False] * len(tokens)
+    k = 0
+    while k < len(tokens):
+        if not _continues_name(tokens[k]):
+            k += 1
+            continue
+        end = k
+        while end < len(tokens) and _continues_name(tokens[end]):
+            end += 1
+        if any(t.stem in question.names for t in tokens[k:end]):
+            blocked[k:end] = [True] * (end - k)
+        k = end
+    return blocked
+
+
+def _continues_name(token: Token) -> bool:
+    """A capitalized neighbour that is part of the same name (titles such as "CEO" are not)."""
+    return token.capitalized and not token.punct and token.lower not in _PERSON_NOUNS
 
 
 def _edge_ok(token: Token, first: bool) -> bool:
@@ -246,6 +274,7 @@ def _edge_ok(token: Token, first: bool) -> bool:
 def sentence_views(question: Question, passages: Sequence[Passage], idf: Callable[[str], float]) -> list[SentenceView]:
     """Sentences of the retrieved passages, scored by how much of the question they contain."""
     total = sum(idf(t) for t in question.term_set) or 1.0
+    term_weights = {t: idf(t) / total for t in question.term_set}
     views, seen = [], set()
     for p_index, passage in enumerate(passages):
         for a, b in split_sentences(passage.text):
@@ -257,7 +286,7 @@ def sentence_views(question: Question, passages: Sequence[Passage], idf: Callabl
             stems = {t.stem for t in tokens}
             found = question.term_set & stems
             views.append(SentenceView(p_index, passage.start + a, passage.start + b, tokens,
-                                      sum(idf(t) for t in found) / total, len(found)))
+                                      sum(term_weights[t] for t in found), len(found), term_weights))
     return views
 
 
@@ -276,11 +305,22 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
     else:
         distance = len(tokens)
     window = {t.stem for t in tokens[max(0, i - 10) : j + 11] if not t.stop} - {t.stem for t in span}
+    nearest: dict[str, int] = {}
+    for k in outside:
+        gap = i - k if k < i else k - j
+        nearest[tokens[k].stem] = min(gap, nearest.get(tokens[k].stem, gap))
+    proximity = sum(view.term_weights.get(term, 0.0) / gap for term, gap in nearest.items())
     left_word = tokens[i - 1].lower if i > 0 else "<s>"
     right_word = tokens[j + 1].lower if j + 1 < len(tokens) else "</s>"
     features = {
         "bias": 1.0,
         "local_overlap": len(window & question.term_set) / max(len(question.term_set), 1),
+        "proximity": proximity,
+        "splits_name_left": float(i > 1 and _continues_name(tokens[i - 1]) and tokens[i].capitalized),
+        "splits_name_right": float(j + 1 < len(tokens) and _continues_name(tokens[j + 1]) and tokens[j].capitalized),
+        "splits_number_left": float(i > 0 and (tokens[i - 1].numeric or tokens[i - 1].text in _CURRENCY_SYMBOLS)),
+        "splits_number_right": float(j + 1 < len(tokens) and tokens[j].numeric and (
+            tokens[j + 1].numeric or tokens[j + 1].lower in _UNITS or tokens[j + 1].lower in _CURRENCY)),
         "sent_overlap": view.overlap,
         "sent_matched": min(view.matched, 6) / 6,
         "sent_dense": view.dense,
@@ -356,9 +396,11 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
     for view in views:
         tokens = view.tokens
         hit = hits[view.passage_index] if view.passage_index < len(hits) else None
+        blocked = _topic_names(tokens, question)
         for i, first in enumerate(tokens):
-            if not _edge_ok(first, True):
+            if not _edge_ok(first, True) or blocked[i]:
                 continue
+            titled = named = False
             n_words = 0
             for j in range(i, len(tokens)):
                 if not tokens[j].punct:
@@ -367,6 +409,15 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
                     break
                 if tokens[j].text in {".", ";", "!", "?", ":", "(", ")", "\"", "“", "”"} and j > i:
                     break
+                if blocked[j]:
+                    break  # a span repeating a name the question gives is its topic, not its answer
+                if tokens[j].capitalized and not tokens[j].punct:
+                    if tokens[j].lower in _PERSON_NOUNS:
+                        titled = True
+                    else:
+                        named = True
+                if titled and named:
+                    break  # "Acme CEO Jane Roe" is two answers (an organization, a person), not one
                 if not _edge_ok(tokens[j], False):
                     continue
                 start, end = tokens[i].start, tokens[j].end
@@ -453,9 +504,9 @@ class Answer:
 
 
 def normalize(text: str) -> str:
-    """SQuAD normalization: lowercase, no punctuation (curly quotes too), no a/an/the, single spaces."""
-    text = text.lower()
-    text = "".join(" " if (not c.isalnum() and not c.isspace()) else c for c in text)
+    """SQuAD normalization: lowercase, punctuation deleted (ASCII and Unicode, curly quotes too),
+    a/an/the dropped, whitespace collapsed."""
+    text = "".join(c for c in text.lower() if c not in string.punctuation and not unicodedata.category(c).startswith("P"))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from qa import answer as answerer
 from qa import store
-from qa.embed import DEFAULT_MODEL, Encoder, load_encoder
-from qa.errors import QAError
 from qa.chunk import Passage
+from qa.embed import DEFAULT_MODEL, ONNX_FILES, Encoder, OnnxEncoder, load_encoder, load_onnx_encoder
+from qa.errors import QAError
 from qa.ingest import Article
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
@@ -70,25 +70,34 @@ class QA:
     def retriever(self) -> Retriever:
         if self._retriever is None:
             self.ensure_index()
-            self._loaded = store.load(self.index_dir)
-            from rank_bm25 import BM25Okapi
-
-            tokens = self._loaded.tokens
-            bm25 = BM25Okapi(tokens) if tokens else None
-            self._retriever = Retriever(bm25, self._loaded.dense, self._embed_query, len(tokens))
+            try:
+                self._loaded = store.load(self.index_dir)
+            except store.StoreError as exc:
+                # The corpus is at hand, so replacing a damaged index is safe (and atomic).
+                self.on_notice(f"{exc}; rebuilding it now")
+                self.build(force=True)
+                self._loaded = store.load(self.index_dir)
+            self._retriever = Retriever(self._loaded.sparse, self._loaded.dense, self._embed_query,
+                                        len(self._loaded.passages))
         return self._retriever
 
     def all_passages(self) -> list[Passage]:
-        """Every passage of the index, in index order."""
+        """Every passage of the index, in index order (read in full: meant for evaluation)."""
         self.retriever()
-        return self._loaded.passages
+        return list(self._loaded.passages)
+
+    def query_encoder(self) -> Encoder | OnnxEncoder:
+        """The index's ONNX export when it has one (no torch import), else the model itself."""
+        self.retriever()
+        if all((self._loaded.folder / name).is_file() for name in ONNX_FILES):
+            return load_onnx_encoder(self._loaded.folder)
+        return self.encoder()
 
     def _embed_query(self, text: str) -> np.ndarray:
-        return self.encoder().encode([text])[0]
+        return self.query_encoder().encode([text])[0]
 
     def _idf(self, term: str) -> float:
-        bm25 = self.retriever().bm25_index
-        return float(max(bm25.idf.get(term, bm25.average_idf * 2), 0.05)) if bm25 else 1.0
+        return self.retriever().bm25_index.idf(term)
 
     # ------------------------------------------------------------------ queries
 
@@ -97,7 +106,7 @@ class QA:
         """Ranked passages as dicts, each with its fused score and both retrievers' ranks and scores."""
         query = _check_text(query, "query")
         hits = self._hits(query, k, retriever, fusion, alpha, depth)
-        return [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)]
+        return [_passage_dict(rank, hit, self._loaded.passages[hit.passage_id]) for rank, hit in enumerate(hits, 1)]
 
     def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
             alpha: float = DEFAULT_ALPHA) -> dict:
@@ -105,7 +114,6 @@ class QA:
         question = _check_text(question, "question")
         reading = self.reading(question, top_k, retriever, fusion, alpha)
         result = answerer.answer(question, reading)
-        hits = reading.hits
         return {
             "question": question,
             "answer": result.answer,
@@ -116,7 +124,8 @@ class QA:
                 if result.answer is not None else None
             ),
             "citations": [asdict(c) for c in result.citations],
-            "passages": [self._passage_dict(rank, hit) for rank, hit in enumerate(hits, 1)],
+            "passages": [_passage_dict(rank, hit, passage)
+                         for rank, (hit, passage) in enumerate(zip(reading.hits, reading.passages), 1)],
         }
 
     def reading(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
@@ -127,7 +136,7 @@ class QA:
             hits=hits,
             passages=[self._loaded.passages[h.passage_id] for h in hits],
             idf=self._idf,
-            embed=lambda texts: self.encoder().encode(texts),
+            embed=lambda texts: self.query_encoder().encode(texts),
             query_vector=self.retriever().query_vector(question),
         )
 
@@ -139,25 +148,24 @@ class QA:
         except ValueError as exc:
             raise QAError(str(exc)) from None
 
-    def _passage_dict(self, rank: int, hit: Hit) -> dict:
-        passage = self._loaded.passages[hit.passage_id]
-        return {
-            "rank": rank,
-            "source": passage.source,
-            "title": passage.title,
-            "date": passage.date,
-            "start": passage.start,
-            "end": passage.end,
-            "text": passage.text,
-            "score": round(hit.score, 6),
-            "bm25_rank": hit.bm25_rank,
-            "bm25_score": None if hit.bm25_score is None else round(hit.bm25_score, 4),
-            "dense_rank": hit.dense_rank,
-            "dense_score": None if hit.dense_score is None else round(hit.dense_score, 4),
-        }
-
-
 def _check_text(text: str, what: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise QAError(f"the {what} is empty; ask something, e.g. qa ask \"who built Stargate data centers\"")
     return text.strip()
+
+
+def _passage_dict(rank: int, hit: Hit, passage: Passage) -> dict:
+    return {
+        "rank": rank,
+        "source": passage.source,
+        "title": passage.title,
+        "date": passage.date,
+        "start": passage.start,
+        "end": passage.end,
+        "text": passage.text,
+        "score": round(hit.score, 6),
+        "bm25_rank": hit.bm25_rank,
+        "bm25_score": None if hit.bm25_score is None else round(hit.bm25_score, 4),
+        "dense_rank": hit.dense_rank,
+        "dense_score": None if hit.dense_score is None else round(hit.dense_score, 4),
+    }

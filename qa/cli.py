@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Callable, Optional
+from typing import Callable
 
 import typer
 from rich.console import Console

@@ -6,15 +6,16 @@ commands that never embed stay fast.
 
 from __future__ import annotations
 
-from qa.errors import QAError
-
 import hashlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from qa.errors import QAError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -99,18 +100,115 @@ class Encoder:
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Vectors for `texts`, calling `on_batch(n)` after each batch of n texts."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            out[start : start + len(batch)] = self.model.encode(
-                batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
-            if on_batch:
-                on_batch(len(batch))
-        return out
+        return _encode_sorted(texts, self.dim, batch_size, on_batch, lambda batch: self.model.encode(
+            batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
+
+    def export_onnx(self, folder: Path) -> bool:
+        """Write the model as ONNX plus its tokenizer and pooling into `folder` for torch-free queries.
+
+        Only the plain Transformer -> Pooling (-> Normalize) layout is exported; for anything
+        else this returns False and queries keep using sentence-transformers.
+        """
+        import warnings
+
+        import torch
+
+        modules = [type(m).__name__ for m in self.model]
+        if modules[:2] != ["Transformer", "Pooling"] or any(m != "Normalize" for m in modules[2:]):
+            return False
+        pooling = self.model[1].get_config_dict().get("pooling_mode")
+        tokenizer = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        if pooling not in ("mean", "cls", "max") or tokenizer is None:
+            return False
+        network = self.model[0].auto_model.eval()
+
+        class LastHidden(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.network = network
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.network(input_ids=input_ids, attention_mask=attention_mask,
+                                    token_type_ids=token_type_ids).last_hidden_state
+
+        sample = torch.ones((1, 8), dtype=torch.long)
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(LastHidden(), (sample, sample, torch.zeros_like(sample)), str(folder / ONNX_FILE),
+                              input_names=names, output_names=["last_hidden_state"],
+                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]},
+                              opset_version=17, dynamo=False)
+        tokenizer.save(str(folder / ONNX_TOKENIZER))
+        (folder / ONNX_CONFIG).write_text(json.dumps({
+            "model": self.name, "weights_sha256": self.weights_sha256, "dim": self.dim, "pooling": pooling,
+            "max_seq_length": int(self.model.max_seq_length),
+        }), encoding="utf-8")
+        return True
+
+
+ONNX_FILE = "encoder.onnx"
+ONNX_TOKENIZER = "tokenizer.json"
+ONNX_CONFIG = "encoder.json"
+ONNX_FILES = (ONNX_FILE, ONNX_TOKENIZER, ONNX_CONFIG)
+
+
+class OnnxEncoder:
+    """The index's exported model run with onnxruntime and tokenizers: same vectors, no torch import."""
+
+    def __init__(self, folder: Path):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / ONNX_CONFIG).read_text(encoding="utf-8"))
+        self.name, self.weights_sha256 = config["model"], config["weights_sha256"]
+        self.dim, self.pooling = int(config["dim"]), config["pooling"]
+        self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
+        self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+        self.tokenizer.enable_padding()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        weights = mask[..., None].astype(np.float32)
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        elif self.pooling == "max":
+            vectors = np.where(weights > 0, hidden, -1e9).max(axis=1)
+        else:
+            vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE,
+               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return _encode_sorted(texts, self.dim, batch_size, on_batch, self._batch)
+
+
+def _encode_sorted(texts: list[str], dim: int, batch_size: int, on_batch, encode_batch) -> np.ndarray:
+    """Encode in batches of similar length (less padding), returning vectors in the input order."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        out[chosen] = encode_batch([texts[i] for i in chosen])
+        if on_batch:
+            on_batch(len(chosen))
+    return out
 
 
 @lru_cache(maxsize=2)
 def load_encoder(name: str = DEFAULT_MODEL) -> Encoder:
     """One loaded model per name per process: loading costs seconds, encoding milliseconds."""
     return Encoder(name)
+
+
+@lru_cache(maxsize=2)
+def load_onnx_encoder(folder: Path) -> OnnxEncoder:
+    return OnnxEncoder(folder)

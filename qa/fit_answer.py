@@ -1,7 +1,7 @@
 """Fit the answerer's weights (qa/answer_weights.json) on SQuAD-format data.
 
     python -m qa.fit_answer --data ../shared/data/squad/squad1-dev-40.json \\
-        --data ../shared/data/squad/squad2-dev-a.json [--per-file 1500] [--seed 0]
+        --data ../shared/data/squad/squad2-dev-a.json --gold eval/gold.jsonl [--per-file 1500] [--seed 0]
 
 For each sampled question the real pipeline retrieves passages over the file's whole corpus and
 lists candidate spans with their features (nothing here is specific to any question or article).
@@ -11,8 +11,9 @@ lists candidate spans with their features (nothing here is specific to any quest
 2. Confidence: logistic regression from the best span's margin and support features to
    "this answer is right" (token F1 >= 0.5), on all sampled questions, unanswerable ones included.
 3. Threshold: the confidence below which the answerer abstains, chosen to maximize the
-   SQuAD 2.0 overall F1 (abstaining scores 1 on unanswerable questions, 0 on answerable ones)
-   over the sampled questions.
+   SQuAD 2.0 overall F1 (abstaining scores 1 on unanswerable questions, 0 on answerable ones),
+   averaged over the data sets that hold unanswerable questions.
+With --gold, a gold JSON-lines file (eval/gold.jsonl) joins the data as a set of its own.
 The candidates' features are cached (`--cache`, plain .npz and JSON) so a refit after changing
 only this script does not run the pipeline again.
 """
@@ -23,6 +24,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import typer
@@ -30,7 +32,7 @@ from scipy import sparse
 
 from qa import answer as answerer
 from qa.api import QA
-from qa.squad import best_over_gold, load_squad
+from qa.squad import best_over_gold, load_gold, load_squad
 
 L2 = 1.0
 
@@ -44,24 +46,37 @@ class Collected:
     texts: list[str]  # candidate texts
     answers: list[list[str]]  # gold answers per question ([] = unanswerable)
     terms: list[int]  # content terms per question
+    groups: list[str]  # data set of each question
 
     def rows(self, q: int) -> slice:
         return slice(int(self.offsets[q]), int(self.offsets[q + 1]))
 
 
-def collect(data_files: list[Path], per_file: int, seed: int, index_root: Path) -> Collected:
-    """Run the pipeline on sampled questions and keep every candidate's features, sparsely."""
-    columns: dict[str, int] = {}
-    data, indices, indptr = [], [], [0]
-    offsets, labels, texts, answers, terms = [0], [], [], [], []
+def sources(data_files: list[Path], per_file: int, seed: int, index_root: Path,
+            gold: Path | None, gold_corpus: Path) -> list[tuple[str, QA, list[tuple[str, list[str]]]]]:
+    """(group name, pipeline, [(question, gold answers)]) for each data set to learn from."""
+    out = []
     for path in data_files:
         articles, questions, _ = load_squad(path)
         questions = random.Random(seed).sample(questions, min(per_file, len(questions)))
         qa = QA(articles, index_root / f"eval-{path.stem}", on_notice=lambda m: typer.echo(m, err=True))
-        for number, q in enumerate(questions, 1):
-            question = answerer.analyze_question(q.question)
-            gold = {answerer.normalize(a) for a in q.answers}
-            for candidate in answerer.candidates(question, qa.reading(q.question)):
+        out.append((path.stem, qa, [(q.question, q.answers) for q in questions]))
+    if gold is not None:
+        qa = QA(gold_corpus, index_root / "eval-gold", on_notice=lambda m: typer.echo(m, err=True))
+        out.append((gold.stem, qa, [(r["question"], r["answers"]) for r in load_gold(gold)]))
+    return out
+
+
+def collect(groups: list[tuple[str, QA, list[tuple[str, list[str]]]]]) -> Collected:
+    """Run the pipeline on every question and keep every candidate's features, sparsely."""
+    columns: dict[str, int] = {}
+    data, indices, indptr = [], [], [0]
+    offsets, labels, texts, answers, terms, names = [0], [], [], [], [], []
+    for group, qa, questions in groups:
+        for number, (text, gold_answers) in enumerate(questions, 1):
+            question = answerer.analyze_question(text)
+            gold = {answerer.normalize(a) for a in gold_answers}
+            for candidate in answerer.candidates(question, qa.reading(text)):
                 for name, value in candidate.features.items():
                     indices.append(columns.setdefault(name, len(columns)))
                     data.append(value)
@@ -69,14 +84,15 @@ def collect(data_files: list[Path], per_file: int, seed: int, index_root: Path) 
                 labels.append(answerer.normalize(candidate.text) in gold)
                 texts.append(candidate.text)
             offsets.append(len(labels))
-            answers.append(q.answers)
+            answers.append(gold_answers)
             terms.append(len(question.term_set))
+            names.append(group)
             if number % 250 == 0:
-                typer.echo(f"{path.name}: {number}/{len(questions)} questions", err=True)
+                typer.echo(f"{group}: {number}/{len(questions)} questions", err=True)
     matrix = sparse.csr_matrix((np.array(data, np.float32), np.array(indices, np.int32), np.array(indptr, np.int64)),
                                shape=(len(labels), len(columns)))
-    names = sorted(columns, key=columns.get)
-    return Collected(names, matrix, np.array(offsets), np.array(labels, bool), texts, answers, terms)
+    features = sorted(columns, key=columns.get)
+    return Collected(features, matrix, np.array(offsets), np.array(labels, bool), texts, answers, terms, names)
 
 
 def save(collected: Collected, folder: Path) -> None:
@@ -86,6 +102,7 @@ def save(collected: Collected, folder: Path) -> None:
              offsets=collected.offsets, labels=collected.labels)
     (folder / "meta.json").write_text(json.dumps({
         "names": collected.names, "texts": collected.texts, "answers": collected.answers, "terms": collected.terms,
+        "groups": collected.groups,
     }, ensure_ascii=False), encoding="utf-8")
 
 
@@ -94,7 +111,7 @@ def load(folder: Path) -> Collected:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     matrix = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
     return Collected(meta["names"], matrix, arrays["offsets"], arrays["labels"], meta["texts"], meta["answers"],
-                     meta["terms"])
+                     meta["terms"], meta["groups"])
 
 
 def fit_span_scorer(c: Collected) -> np.ndarray:
@@ -130,7 +147,7 @@ def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float
     for q in range(len(c.answers)):
         rows_q = c.rows(q)
         if rows_q.start == rows_q.stop:
-            outcomes.append((None, bool(c.answers[q]), 0.0))
+            outcomes.append((None, bool(c.answers[q]), 0.0, c.groups[q]))
             continue
         scores = c.matrix[rows_q] @ w
         best = int(np.argmax(scores))
@@ -139,23 +156,30 @@ def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float
         f1 = best_over_gold(c.texts[rows_q.start + best], c.answers[q])[1] if c.answers[q] else 0.0
         rows.append(answerer.confidence_features(features, scores, c.terms[q]))
         targets.append(f1 >= 0.5)
-        outcomes.append((len(rows) - 1, bool(c.answers[q]), f1))
+        outcomes.append((len(rows) - 1, bool(c.answers[q]), f1, c.groups[q]))
     names = sorted(rows[0])
     x = np.array([[r[n] for n in names] for r in rows])
     model = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False).fit(x, np.array(targets))
     probabilities = model.predict_proba(x)[:, 1]
-    scored = [(0.0 if i is None else float(probabilities[i]), answerable, f1) for i, answerable, f1 in outcomes]
+    scored = [(0.0 if i is None else float(probabilities[i]), answerable, f1, group)
+              for i, answerable, f1, group in outcomes]
     return {n: round(float(v), 5) for n, v in zip(names, model.coef_[0])}, choose_threshold(scored)
 
 
-def choose_threshold(scored: list[tuple[float, bool, float]]) -> float:
-    """The abstention threshold with the best SQuAD 2.0 overall F1 over (confidence, answerable, f1)."""
+def choose_threshold(scored: list[tuple[float, bool, float, str]]) -> float:
+    """The abstention threshold with the best mean SQuAD 2.0 overall F1 over the data sets that
+    hold unanswerable questions (each data set counts equally, whatever its size)."""
+    groups = sorted({g for _, answerable, _, g in scored if not answerable})
     best_value, best_threshold = -1.0, 0.5
     for threshold in np.linspace(0.0, 1.0, 101):
-        value = sum((f1 if answerable else 0.0) if p >= threshold else (0.0 if answerable else 1.0)
-                    for p, answerable, f1 in scored)
+        value = 0.0
+        for group in groups:
+            rows = [(p, answerable, f1) for p, answerable, f1, g in scored if g == group]
+            value += sum((f1 if answerable else 0.0) if p >= threshold else (0.0 if answerable else 1.0)
+                         for p, answerable, f1 in rows) / len(rows)
         if value > best_value:
             best_value, best_threshold = value, float(threshold)
+    typer.echo(f"threshold {best_threshold:.2f} chosen on {', '.join(groups)}", err=True)
     return round(best_threshold, 2)
 
 
@@ -166,20 +190,22 @@ def main(
     index_root: Path = typer.Option(Path("index"), help="Where the per-file indexes are kept."),
     cache: Path = typer.Option(Path("index") / "fit-cache", help="Candidate features are kept here."),
     reuse_cache: bool = typer.Option(False, help="Refit from the cache instead of running the pipeline."),
+    gold: Optional[Path] = typer.Option(None, help="Also learn from a gold JSON-lines file (e.g. eval/gold.jsonl)."),
+    gold_corpus: Path = typer.Option(Path("seeds"), help="The articles that gold file is about."),
     out: Path = typer.Option(answerer.WEIGHTS_FILE, help="Weights file to write."),
 ) -> None:
     if reuse_cache:
         collected = load(cache)
     else:
-        collected = collect(data, per_file, seed, index_root)
+        collected = collect(sources(data, per_file, seed, index_root, gold, gold_corpus))
         save(collected, cache)
     w = fit_span_scorer(collected)
     weights = {n: round(float(v), 5) for n, v in zip(collected.names, w) if abs(v) > 1e-5}
     confidence, threshold = fit_confidence(collected, w)
     out.write_text(json.dumps({
         "note": "fitted by `python -m qa.fit_answer` (see its docstring); do not edit by hand",
-        "fitted_on": {"files": [p.name for p in data], "per_file": per_file, "seed": seed,
-                      "questions": len(collected.answers)},
+        "fitted_on": {"files": [p.name for p in data] + ([gold.name] if gold else []), "per_file": per_file,
+                      "seed": seed, "questions": len(collected.answers)},
         "weights": dict(sorted(weights.items())),
         "confidence": confidence,
         "threshold": threshold,

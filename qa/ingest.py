@@ -7,14 +7,14 @@ so a citation's `start`/`end` always index the same string a user gets by decodi
 
 from __future__ import annotations
 
-from qa.errors import QAError
-
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+
+from qa.errors import QAError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
 HTML_SUFFIXES = (".html", ".htm")

@@ -1,4 +1,4 @@
-"""SQuAD v1.1/v2.0 files as a corpus (one article per paragraph) and questions, and SQuAD's answer metrics.
+"""Question-answer data: SQuAD v1.1/v2.0 files (one article per paragraph), gold JSON lines, SQuAD's metrics.
 
 Used by eval/squad.py to score the pipeline and by qa/fit_answer.py to fit the answerer.
 """
@@ -66,3 +66,41 @@ def best_over_gold(prediction: str, golds: Sequence[str]) -> tuple[float, float]
     """(EM, F1) against the best-matching gold answer; no gold answer means "" is right."""
     golds = list(golds) or [""]
     return max(exact_match(prediction, g) for g in golds), max(f1(prediction, g) for g in golds)
+
+
+REQUIRED = {"id": str, "question": str, "answers": list}
+
+
+class GoldError(QAError):
+    """A gold file that cannot be used; the message names the line."""
+
+
+def load_gold(path: Path) -> list[dict]:
+    """Gold records, validated; a bad line is reported by its number."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise GoldError(f"cannot read gold file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GoldError(f"gold file {path} is not UTF-8") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GoldError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise GoldError(f"{path}:{number}: expected a JSON object")
+        for key, kind in REQUIRED.items():
+            if not isinstance(record.get(key), kind):
+                raise GoldError(f"{path}:{number}: field {key!r} missing or not a {kind.__name__}")
+        if not all(isinstance(a, str) for a in record["answers"]):
+            raise GoldError(f"{path}:{number}: 'answers' must be a list of strings")
+        if record["answers"] and not isinstance(record.get("source"), str):
+            raise GoldError(f"{path}:{number}: an answerable question needs its 'source' file")
+        records.append(record)
+    if not records:
+        raise GoldError(f"gold file {path} holds no questions")
+    return records

@@ -10,8 +10,6 @@ Layout of an index folder:
 
 from __future__ import annotations
 
-from qa.errors import QAError
-
 import datetime as _dt
 import fcntl
 import hashlib
@@ -29,13 +27,22 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import resolve_model
+from qa.embed import ONNX_CONFIG, ONNX_FILES, resolve_model
+from qa.errors import QAError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
+PASSAGE_OFFSETS = "passage_offsets.npy"
+TOKENS = "tokens.jsonl"
 DENSE = "dense.faiss"
-INDEX_FILES = (PASSAGES, DENSE)
+HNSW_ABOVE = 50_000
+"""Exact inner-product search up to this many passages; an HNSW graph above it."""
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 256
+REQUIRED_FILES = (PASSAGES, PASSAGE_OFFSETS, DENSE)
+HASHED_UP_TO = 64 * 2**20
+"""Files up to this size are checked by sha256 on every load; bigger ones (vectors, model) by size,
+their own loaders rejecting a damaged format, so a cold query does not hash hundreds of MB."""
 POINTER = "CURRENT"
 IN_MEMORY = "(articles given in memory)"
 
@@ -56,12 +63,34 @@ class BuildReport:
     skipped: list[str]
 
 
+class PassageStore:
+    """Passages read from disk on demand, so a query on a large index parses only what it shows."""
+
+    def __init__(self, path: Path, offsets: np.ndarray):
+        self.path, self.offsets = path, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Passage:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        with open(self.path, "rb") as handle:
+            handle.seek(int(self.offsets[i]))
+            return Passage(**json.loads(handle.read(int(self.offsets[i + 1] - self.offsets[i]))))
+
+    def __iter__(self) -> Iterator[Passage]:
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                yield Passage(**json.loads(line))
+
+
 @dataclass
 class LoadedIndex:
     folder: Path  # the generation folder
     manifest: dict
-    passages: list[Passage]
-    tokens: list[list[str]]
+    passages: PassageStore
+    sparse: retrieve.OkapiBM25 | retrieve.SparseBM25
     dense: object  # faiss index
 
 
@@ -117,19 +146,26 @@ def load(index_dir: Path) -> LoadedIndex:
     manifest = read_manifest(generation)
     damaged = f"index in {generation} is damaged; run `qa index --rebuild`"
     try:
-        checks = manifest["files_sha256"]
-        for name in INDEX_FILES:
-            if _sha256(generation / name) != checks[name]:
+        checks = manifest["index_files"]
+        if not set(REQUIRED_FILES) <= set(checks):
+            raise StoreError(damaged)
+        for name, check in checks.items():
+            path = generation / Path(name).name
+            size = path.stat().st_size
+            if size != check["size"] or (size <= HASHED_UP_TO and _sha256(path) != check["sha256"]):
                 raise StoreError(damaged)
-        passages, tokens = [], []
-        with open(generation / PASSAGES, encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                tokens.append(record.pop("tokens"))
-                passages.append(Passage(**record))
+        passages = PassageStore(generation / PASSAGES, np.load(generation / PASSAGE_OFFSETS, allow_pickle=False))
+        if (generation / TOKENS).is_file():
+            with open(generation / TOKENS, encoding="utf-8") as handle:
+                sparse = retrieve.OkapiBM25([json.loads(line) for line in handle])
+        else:
+            sparse = retrieve.SparseBM25.load(generation)
         dense = _faiss().read_index(str(generation / DENSE))
+        if hasattr(dense, "hnsw"):
+            dense.hnsw.efSearch = HNSW_EF_SEARCH
         dim = manifest["model"]["dim"]
-        if len(passages) != manifest["counts"]["passages"] or dense.ntotal != len(passages) or dense.d != dim:
+        if len(passages) != manifest["counts"]["passages"] or dense.ntotal != len(passages) or dense.d != dim \
+                or passages.offsets[-1] != checks[PASSAGES]["size"]:
             raise StoreError(damaged)
     except StoreError:
         raise
@@ -137,7 +173,7 @@ def load(index_dir: Path) -> LoadedIndex:
         raise StoreError(f"index file {Path(exc.filename).name} missing in {generation}; run `qa index --rebuild`") from None
     except Exception:  # any parse error of a damaged file
         raise StoreError(damaged) from None
-    return LoadedIndex(generation, manifest, passages, tokens, dense)
+    return LoadedIndex(generation, manifest, passages, sparse, dense)
 
 
 def _sha256(path: Path) -> str:
@@ -272,7 +308,8 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
         _, weights = resolve_model(model_name)
         reuse = {} if force else _previous_vectors(index_dir, model_name, weights)
         needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
-        encoder = make_encoder() if needed or not reuse else None
+        live_model = _reusable_model_export(live, model_name, weights)
+        encoder = make_encoder() if needed or not reuse or live_model is None else None
         dim = encoder.dim if encoder else next(iter(reuse.values())).shape[1]
         fresh, embed_seconds = _embed(encoder, needed, dim, on_progress)
 
@@ -307,7 +344,15 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
             "skipped_files": skipped_files,
             "skipped": skipped,
         }
-        generation = _write_generation(index_dir, manifest, passages, vectors)
+        def add_query_encoder(staging: Path) -> None:
+            """The ONNX export queries embed with: linked from the live index when unchanged."""
+            if live_model is not None:
+                for name in ONNX_FILES:
+                    os.link(live_model / name, staging / name)
+            else:
+                encoder.export_onnx(staging)
+
+        generation = _write_generation(index_dir, manifest, passages, vectors, add_query_encoder)
         _remove_leftovers(index_dir, keep={generation.name} | ({live.name} if live else set()))
         return BuildReport(True, reason, len(files), len(passages), len(needed), embed_seconds,
                            time.perf_counter() - began, skipped)
@@ -332,23 +377,57 @@ def _embed(encoder, texts: list[str], dim: int, on_progress) -> tuple[np.ndarray
     return vectors, time.perf_counter() - began
 
 
-def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], vectors: np.ndarray) -> Path:
+def _sync(folder: Path) -> None:
+    """Flush every file of a staged generation to disk before it can become the live one."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _reusable_model_export(live: Path | None, model_name: str, weights: str | None) -> Path | None:
+    """The live generation, if it holds an ONNX export of this very model."""
+    if live is None or weights is None or not all((live / name).is_file() for name in ONNX_FILES):
+        return None
+    try:
+        config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return live if (config.get("model"), config.get("weights_sha256")) == (model_name, weights) else None
+
+
+def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], vectors: np.ndarray,
+                      add_files: Callable[[Path], None]) -> Path:
     """Write a complete generation beside the live one, then point CURRENT at it in one rename."""
     staging = index_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        with open(staging / PASSAGES, "w", encoding="utf-8") as handle:
+        offsets = [0]
+        with open(staging / PASSAGES, "wb") as handle:
             for passage in passages:
-                record = passage.to_dict() | {"tokens": retrieve.tokenize(passage.text)}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+                offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
+        np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
+        tokens = [retrieve.tokenize(p.text) for p in passages]
+        if len(passages) > retrieve.BM25S_ABOVE:
+            retrieve.SparseBM25.build(tokens).save(staging)
+        else:
+            with open(staging / TOKENS, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
         faiss = _faiss()
-        dense = faiss.IndexFlatIP(manifest["model"]["dim"])
+        dim = manifest["model"]["dim"]
+        if len(vectors) > HNSW_ABOVE:
+            dense = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        else:
+            dense = faiss.IndexFlatIP(dim)
         if len(vectors):
             dense.add(vectors)
         faiss.write_index(dense, str(staging / DENSE))
-        manifest["files_sha256"] = {name: _sha256(staging / name) for name in INDEX_FILES}
+        add_files(staging)
+        _sync(staging)
+        manifest["index_files"] = {
+            path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+            for path in sorted(staging.iterdir())
+        }
         _write_json(staging / MANIFEST, manifest)
         generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         os.rename(staging, generation)

@@ -46,3 +46,26 @@ def test_vectors_are_normalized_and_meaningful():
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+VARIED = [
+    "Who built Stargate data centers?",
+    "",
+    "a",
+    "Émile Zola écrivait à Paris; 東京の天気は晴れ. Привет, мир!",
+    "Numbers: $1.5 billion, 12%, 2024-06-13 and 3.14159.",
+    "word " * 400,  # longer than the model's 256-token window: truncated the same way
+    "   spaced\tout\ntext   ",
+]
+
+
+def test_onnx_export_reproduces_sentence_transformers(tmp_path):
+    from qa.embed import OnnxEncoder
+
+    encoder = load_encoder(DEFAULT_MODEL)
+    assert encoder.export_onnx(tmp_path)
+    onnx = OnnxEncoder(tmp_path)
+    reference = encoder.model.encode(VARIED, normalize_embeddings=True)
+    ours = onnx.encode(VARIED, batch_size=3)
+    cosines = (reference * ours).sum(axis=1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(ours, axis=1)
+    assert cosines.min() >= 0.9999

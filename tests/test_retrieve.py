@@ -59,7 +59,7 @@ def test_dense_handles_k_beyond_index_size():
 
 def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
     retriever = _retriever([0.0, 2.0, 1.0], np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
-    hits = retriever.search("some query", k=3)
+    hits = retriever.search("some query", k=3, fusion="rrf")
     by_id = {h.passage_id: h for h in hits}
     assert by_id[0].bm25_rank is None and by_id[0].dense_rank == 1  # no term matched: not a BM25 candidate
     assert by_id[1].bm25_rank == 1 and by_id[1].dense_rank == 3
@@ -69,3 +69,18 @@ def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
     assert by_id[2].score == pytest.approx(2 / 62)
     with pytest.raises(ValueError):
         retriever.search("q", retriever="magic")
+
+
+def test_bm25s_ranks_like_rank_bm25_where_no_term_is_in_half_the_documents():
+    from qa.retrieve import OkapiBM25, SparseBM25
+
+    vocabulary = [f"w{i}" for i in range(300)]
+    rng = np.random.default_rng(0)
+    documents = [list(rng.choice(vocabulary, size=rng.integers(5, 40))) for _ in range(400)]
+    okapi, sparse = OkapiBM25(documents), SparseBM25.build(documents)
+    for query in (["w1", "w7"], ["w3"], ["w10", "w11", "w12"], ["w250", "w5", "nope"]):
+        a, b = okapi.get_scores(query), sparse.get_scores(query)
+        top_a = [i for i in np.argsort(-a, kind="stable")[:10] if a[i] > 0]
+        top_b = [i for i in np.argsort(-b, kind="stable")[:10] if b[i] > 0]
+        assert set(top_a) == set(top_b)
+        assert okapi.idf(query[0]) == pytest.approx(sparse.idf(query[0]), rel=1e-6)

@@ -39,9 +39,12 @@ def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert manifest["counts"]["passages"] == len(loaded.passages) == loaded.dense.ntotal
     names = sorted(p.name for p in loaded.folder.iterdir())
-    assert names == ["dense.faiss", "manifest.json", "passages.jsonl"]
-    for line in (loaded.folder / "passages.jsonl").read_text(encoding="utf-8").splitlines():
-        json.loads(line)  # plain JSON, nothing executable
+    assert names == ["dense.faiss", "encoder.json", "encoder.onnx", "manifest.json", "passage_offsets.npy",
+                     "passages.jsonl", "tokenizer.json", "tokens.jsonl"]
+    for name in ("passages.jsonl", "tokens.jsonl"):
+        for line in (loaded.folder / name).read_text(encoding="utf-8").splitlines():
+            json.loads(line)  # plain JSON, nothing executable
+    assert set(manifest["index_files"]) == set(names) - {"manifest.json"}
 
 
 def test_unchanged_corpus_is_not_rebuilt_and_one_new_article_is_embedded_alone(small):
@@ -97,8 +100,12 @@ def test_damaged_or_newer_index_is_refused_with_what_to_run(small):
     QA(corpus, index).build()
     generation = store.current_generation(index)
     passages = generation / "passages.jsonl"
-    passages.write_bytes(passages.read_bytes()[:-20])
+    original = passages.read_bytes()
+    passages.write_bytes(original[:-20])
     with pytest.raises(StoreError, match="qa index --rebuild"):
+        store.load(index)
+    passages.write_bytes(original.replace(b"harbor", b"harbour", 1))  # same size, other bytes
+    with pytest.raises(StoreError, match="damaged"):
         store.load(index)
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     manifest["format"] = store.FORMAT_VERSION + 1
@@ -113,3 +120,29 @@ def test_damaged_or_newer_index_is_refused_with_what_to_run(small):
 def test_missing_index_says_to_build(tmp_path):
     with pytest.raises(StoreError, match="qa index"):
         store.load(tmp_path / "none")
+
+
+def test_query_path_never_imports_torch(seeds_index):
+    import subprocess
+    import sys
+
+    from tests.conftest import SEEDS
+
+    code = (
+        "import sys; from qa.api import QA; "
+        f"r = QA({str(SEEDS)!r}, {str(seeds_index)!r}).ask('who built Stargate data centers'); "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'sklearn', 'transformers') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
+
+
+def test_unchanged_model_export_is_linked_not_exported_again(small):
+    corpus, index = small
+    QA(corpus, index).build()
+    first = store.current_generation(index)
+    _write(corpus, "c.txt", "Rail update\n\nThe night train to the coast returns in May after repairs to the bridge.")
+    QA(corpus, index).build()
+    second = store.current_generation(index)
+    assert second != first
+    assert (second / "encoder.onnx").stat().st_ino == (first / "encoder.onnx").stat().st_ino

@@ -1,0 +1,257 @@
+"""Speed and scale of the real pipeline, measured in one run and printed side by side.
+
+    python eval/bench.py [--json OUT] [--sizes 1000,10000,100000] [--real-vectors-up-to 1000]
+
+- build: raw `SentenceTransformer.encode` throughput on a set of passages against `qa`'s index
+  build of the same passages (a rebuild, so the one-off ONNX export of the model is not counted;
+  the first build's time is reported beside it);
+- query: warm per-stage latency (bm25, dense incl. embedding the question, fusion, answer) and the
+  whole hybrid search, p50/p95 over the questions, at each corpus size. Corpora are realistic
+  English passages recombined from sentences of the seeds and of the SQuAD paragraphs in
+  ../shared (when present). Above --real-vectors-up-to passages the stored vectors are random
+  unit vectors (the output says so): the timing of search does not depend on their values;
+- cold: wall time of a fresh `qa ask` process (median of 5) against a fresh
+  `python -c "import sentence_transformers"`, on the seeds and on the largest corpus;
+- peak RSS of those `qa ask` processes, and HNSW recall@10 against exact search where HNSW is used.
+Timings are medians; runs vary by 10-30% on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from metrics import percentile  # noqa: E402
+
+from qa import answer as answerer  # noqa: E402
+from qa import store  # noqa: E402
+from qa.api import QA  # noqa: E402
+from qa.chunk import split_sentences  # noqa: E402
+from qa.embed import DEFAULT_MODEL, load_encoder  # noqa: E402
+from qa.ingest import read_corpus  # noqa: E402
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion  # noqa: E402
+from qa.squad import load_squad  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SQUAD = ROOT.parent / "shared" / "data" / "squad"
+console = Console(highlight=False)
+PASSAGES_PER_FILE = 100
+COLD_RUNS = 5
+
+
+def sentence_pool() -> tuple[list[str], list[str]]:
+    """(sentences, questions) from the seeds and, when present, the shared SQuAD files."""
+    texts = [a.text for a in read_corpus(ROOT / "seeds").articles]
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines()]
+    for path in sorted(SHARED_SQUAD.glob("*.json")):
+        articles, squad_questions, _ = load_squad(path)
+        texts += [a.text for a in articles]
+        questions += [q.question for q in squad_questions]
+    sentences = [t[a:b] for t in texts for a, b in split_sentences(t) if len(t[a:b].split()) >= 5]
+    return sentences, questions
+
+
+def write_corpus(folder: Path, passages: int, sentences: list[str], seed: int) -> None:
+    """Files of recombined sentences that chunk into about `passages` passages."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    for number in range(max(1, passages // PASSAGES_PER_FILE)):
+        body = []
+        while len(body) < PASSAGES_PER_FILE * 4:  # ~4 sentences per 40-150 word passage, minus overlap
+            body.append(rng.choice(sentences))
+        title = " ".join(rng.choice(sentences).split()[:8])
+        (folder / f"article_{number:05d}.txt").write_text(title + "\n\n" + " ".join(body) + "\n", encoding="utf-8")
+
+
+class RandomVectors:
+    """Stands in for the model when embedding would take too long: random unit vectors, real export."""
+
+    def __init__(self, seed: int):
+        self.real = load_encoder(DEFAULT_MODEL)
+        self.name, self.weights_sha256, self.dim = self.real.name, self.real.weights_sha256, self.real.dim
+        self.rng = np.random.default_rng(seed)
+
+    def encode(self, texts, on_batch=None, **_):
+        vectors = self.rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        if on_batch:
+            on_batch(len(texts))
+        return vectors
+
+    def export_onnx(self, folder: Path) -> bool:
+        return self.real.export_onnx(folder)
+
+
+def timed(function, *args) -> tuple[float, object]:
+    began = time.perf_counter()
+    result = function(*args)
+    return (time.perf_counter() - began) * 1000, result
+
+
+def bench_build(sentences: list[str], work: Path, passages: int = 300) -> dict:
+    corpus = work / "build-corpus"
+    write_corpus(corpus, passages, sentences, seed=1)
+    encoder = load_encoder(DEFAULT_MODEL)
+    qa = QA(corpus, work / "build-index")
+    first = qa.build()
+    texts = [p.text for p in qa.all_passages()]
+    began = time.perf_counter()
+    encoder.model.encode(texts, batch_size=32, normalize_embeddings=True)
+    encode_per_s = len(texts) / (time.perf_counter() - began)
+    rebuild = qa.build(force=True)
+    build_per_s = rebuild.passages / rebuild.seconds
+    return {"passages": len(texts), "encode_per_s": round(encode_per_s, 1), "build_per_s": round(build_per_s, 1),
+            "ratio": round(build_per_s / encode_per_s, 3), "first_build_s": round(first.seconds, 1)}
+
+
+def bench_queries(corpus: Path, index: Path, questions: list[str], real: bool) -> dict:
+    if not real:
+        store.build(corpus, index, DEFAULT_MODEL, make_encoder=lambda: RandomVectors(seed=2))
+    qa = QA(corpus, index)
+    retriever = qa.retriever()
+    size = retriever.size
+    stages = {name: [] for name in ("bm25", "dense", "fusion", "answer", "hybrid")}
+    qa.ask(questions[0])  # warm-up: load the encoder and caches
+    for question in questions:
+        retriever.query_cache.clear()
+        ms, sparse = timed(retriever.bm25, question, CANDIDATE_DEPTH)
+        stages["bm25"].append(ms)
+        ms, dense = timed(retriever.dense, question, CANDIDATE_DEPTH)
+        stages["dense"].append(ms)
+        ms, _ = timed(weighted_fusion, sparse, dense, DEFAULT_ALPHA)
+        stages["fusion"].append(ms)
+        retriever.query_cache.clear()
+        ms, _ = timed(retriever.search, question, 5)
+        stages["hybrid"].append(ms)
+        reading = qa.reading(question)
+        ms, _ = timed(answerer.answer, question, reading)
+        stages["answer"].append(ms)
+    result = {f"{name}_ms_p50": round(percentile(values, 50), 2) for name, values in stages.items()}
+    result["hybrid_ms_p95"] = round(percentile(stages["hybrid"], 95), 2)
+    result["passages"] = size
+    result["vectors"] = "real" if real else "random unit vectors"
+    result["dense_index"] = type(retriever.dense_index).__name__
+    result["bm25"] = type(retriever.bm25_index).__name__
+    if hasattr(retriever.dense_index, "hnsw"):
+        result["hnsw_recall@10"] = hnsw_recall(retriever, questions, qa)
+    return result
+
+
+def hnsw_recall(retriever, questions: list[str], qa: QA) -> float:
+    """Share of exact search's top 10 that the HNSW graph returns, over real question vectors."""
+    import faiss
+
+    index = retriever.dense_index
+    vectors = index.reconstruct_n(0, index.ntotal)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    queries = np.vstack([qa.query_encoder().encode([q]) for q in questions]).astype(np.float32)
+    _, truth = exact.search(queries, 10)
+    _, found = index.search(queries, 10)
+    return round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])), 4)
+
+
+def cold_runs(command: list[str]) -> tuple[float, float]:
+    """(median wall seconds, max peak RSS in MB) over fresh processes."""
+    walls, peaks = [], []
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    for _ in range(COLD_RUNS):
+        out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True).stdout
+        wall, rss_kb = out.split()
+        walls.append(float(wall))
+        peaks.append(int(rss_kb) / 1024)
+    return statistics.median(walls), max(peaks)
+
+
+def main(
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures here."),
+    sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes in passages."),
+    real_vectors_up_to: int = typer.Option(1000, help="Embed for real up to this many passages."),
+    queries: int = typer.Option(50, help="Questions timed per size."),
+) -> None:
+    sentences, all_questions = sentence_pool()
+    questions = random.Random(0).sample(all_questions, min(queries, len(all_questions)))
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
+    report: dict = {}
+    try:
+        console.print("build throughput…")
+        report["build"] = bench_build(sentences, work)
+        report["query"] = {}
+        largest = None
+        for size in [int(s) for s in sizes.split(",")]:
+            console.print(f"queries at {size} passages…")
+            corpus, index = work / f"corpus-{size}", work / f"index-{size}"
+            write_corpus(corpus, size, sentences, seed=size)
+            real = size <= real_vectors_up_to
+            if real:
+                QA(corpus, index).build()
+            report["query"][str(size)] = bench_queries(corpus, index, questions, real)
+            largest = (corpus, index)
+        console.print("cold processes…")
+        question = "who built Stargate data centers"
+        seeds_index = work / "seeds-index"
+        QA(ROOT / "seeds", seeds_index).build()
+        ask = [sys.executable, "-m", "qa.cli", "ask", question, "--json", "--corpus", str(ROOT / "seeds"),
+               "--index", str(seeds_index)]
+        ask_s, ask_rss = cold_runs(ask)
+        import_s, _ = cold_runs([sys.executable, "-c", "import sentence_transformers"])
+        report["cold_ask"] = {"ask_s": round(ask_s, 3), "import_st_s": round(import_s, 3),
+                              "ratio": round(ask_s / import_s, 3)}
+        peak = ask_rss
+        if largest:
+            big_s, big_rss = cold_runs([sys.executable, "-m", "qa.cli", "ask", question, "--json", "--corpus",
+                                        str(largest[0]), "--index", str(largest[1])])
+            report["cold_ask"]["largest_ask_s"] = round(big_s, 3)
+            report["cold_ask"]["largest_passages"] = report["query"][str(max(int(s) for s in sizes.split(",")))]["passages"]
+            peak = max(peak, big_rss)
+        report["peak_rss_mb"] = round(peak, 1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    show(report)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
+def show(report: dict) -> None:
+    b = report["build"]
+    console.print(f"[bold]build[/] ({b['passages']} passages): model.encode {b['encode_per_s']}/s, "
+                  f"qa index rebuild {b['build_per_s']}/s, ratio {b['ratio']} (first build with ONNX export "
+                  f"{b['first_build_s']} s)")
+    table = Table(title="warm query latency, ms (p50; hybrid p50/p95)", title_justify="left")
+    for column in ("passages", "vectors", "bm25", "dense", "fusion", "answer", "hybrid p50", "hybrid p95", "index"):
+        table.add_column(column, justify="right")
+    for row in report["query"].values():
+        table.add_row(str(row["passages"]), row["vectors"], f"{row['bm25_ms_p50']}", f"{row['dense_ms_p50']}",
+                      f"{row['fusion_ms_p50']}", f"{row['answer_ms_p50']}", f"{row['hybrid_ms_p50']}",
+                      f"{row['hybrid_ms_p95']}",
+                      f"{row['bm25']} + {row['dense_index']}" + (f" (recall@10 {row['hnsw_recall@10']})"
+                                                                  if "hnsw_recall@10" in row else ""))
+    console.print(table)
+    c = report["cold_ask"]
+    console.print(f"[bold]cold qa ask[/] (seeds): {c['ask_s']} s vs import sentence_transformers {c['import_st_s']} s, "
+                  f"ratio {c['ratio']}"
+                  + (f"; at {c['largest_passages']} passages {c['largest_ask_s']} s" if "largest_ask_s" in c else ""))
+    console.print(f"[bold]peak RSS[/] of qa ask: {report['peak_rss_mb']} MB")
+
+
+if __name__ == "__main__":
+    typer.run(main)
