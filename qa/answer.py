@@ -113,7 +113,8 @@ def analyze_question(text: str) -> Question:
             answer_type = "name"
     elif re.search(r"\bwhat\b", joined):
         wh = "what"
-    terms = [s_stem(w) for w in lowered if w not in STOPWORDS and w not in {"whose", "whom"}]
+    asking = {"whose", "whom"} | ({"much", "many"} if wh.startswith("how") else set())
+    terms = [s_stem(w) for w in lowered if w not in STOPWORDS and w not in asking]
     question = Question(text, wh, answer_type, terms)
     question.term_set = set(terms)
     question.word_set = set(lowered)

@@ -82,6 +82,11 @@ class OkapiBM25:
         from rank_bm25 import BM25Okapi
 
         self.model = BM25Okapi(tokens, k1=BM25_K1, b=BM25_B) if tokens else None
+        if self.model:
+            # In a small corpus a term in half the documents gets idf 0 and one in more a tiny
+            # epsilon; floored, every passage sharing a term with the query stays a candidate.
+            for term, idf in self.model.idf.items():
+                self.model.idf[term] = max(idf, IDF_FLOOR)
 
     def get_scores(self, terms: list[str]) -> np.ndarray:
         return np.asarray(self.model.get_scores(terms), dtype=np.float64) if self.model else np.zeros(0)
@@ -89,7 +94,7 @@ class OkapiBM25:
     def idf(self, term: str) -> float:
         if self.model is None:
             return 1.0
-        return float(max(self.model.idf.get(term, self.model.average_idf * 2), IDF_FLOOR))
+        return float(self.model.idf.get(term, self.model.average_idf * 2))
 
 
 class SparseBM25:

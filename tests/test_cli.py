@@ -87,18 +87,37 @@ def test_page_furniture_is_never_returned(seeds_index):
 
 @pytest.mark.parametrize("question, source, expected", [
     ("Who will build the new ferry terminal?", "harbor_ferry.txt", "Nordvik Construction"),
+    ("Who won the prize for the best cider?", "orchard_festival.md", "Maple Row Farm"),
     ("How much did the library repairs cost?", "library_reopens.html", "2.4 million dollars"),
     ("When was the apple festival founded?", "orchard_festival.md", "1962"),
     ("Who is the head librarian?", "library_reopens.html", "Grace Okafor"),
 ])
-def test_articles_never_seen_before(tmp_path, question, source, expected):
-    corpus = tmp_path / "unseen"
-    shutil.copytree(UNSEEN, corpus)
-    data = ask_json(question, corpus, tmp_path / "index")
+def test_articles_never_seen_before(unseen_index, question, source, expected):
+    corpus, index = unseen_index
+    data = ask_json(question, corpus, index)
+    assert data["passages"][0]["source"] == source
+    if data["answer"] is None:  # an abstention is allowed; a wrong answer is not
+        pytest.xfail(f"abstained at confidence {data['confidence']}")
     assert data["citations"][0]["source"] == source
     assert expected in data["answer"] or data["answer"] in expected
     citation = data["citations"][0]
     assert text_of(corpus, source)[citation["start"] : citation["end"]] == citation["quote"]
+
+
+@pytest.fixture(scope="module")
+def unseen_index(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("unseen") / "corpus"
+    shutil.copytree(UNSEEN, corpus)
+    return corpus, corpus.parent / "index"
+
+
+def test_most_unseen_questions_are_answered(unseen_index):
+    corpus, index = unseen_index
+    questions = ["When was the apple festival founded?", "Who is the head librarian?",
+                 "How many visitors did the apple festival draw?", "Who won the prize for the best cider?",
+                 "Who will build the new ferry terminal?", "How much did the library repairs cost?"]
+    answered = [ask_json(q, corpus, index)["answer"] for q in questions]
+    assert sum(a is not None for a in answered) >= 4
 
 
 def test_index_command_builds_then_reports_up_to_date(tmp_path):
