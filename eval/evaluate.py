@@ -130,12 +130,18 @@ def main(
     except QAError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    console.print(retrieval_table(report["retrieval"], f"Retrieval on {gold.name} ({report['answers']['answerable']} answerable questions)"))
-    answers = Table(title="Answers (hybrid)", title_justify="left")
+    print_report(report, f"Retrieval on {gold.name} ({report['answers']['answerable']} answerable questions)",
+                 "Answers (hybrid)", json_out)
+
+
+def print_report(report: dict, retrieval_title: str, answers_title: str, json_out: Optional[Path]) -> None:
+    """The report's tables on screen and, with --json, the whole report in a file."""
+    console.print(retrieval_table(report["retrieval"], retrieval_title))
+    answers = Table(title=answers_title, title_justify="left")
     answers.add_column("metric")
     answers.add_column("value", justify="right")
     for key, value in report["answers"].items():
-        answers.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+        answers.add_row(key, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value)))
     answers.add_row("latency p50 / p95 (ms)", f"{report['latency_ms']['p50']:.0f} / {report['latency_ms']['p95']:.0f}")
     console.print(answers)
     if json_out:

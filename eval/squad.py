@@ -9,7 +9,6 @@ an abstention counts as the answer "" (right for unanswerable questions, wrong o
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import time
@@ -19,13 +18,18 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluate import parse_retrievers, retrieval_table  # noqa: E402
-from metrics import best_over_gold, first_relevant, mean_metrics, percentile, ranking_metrics  # noqa: E402
+from evaluate import parse_retrievers, print_report  # noqa: E402
+from metrics import (  # noqa: E402
+    best_over_gold,
+    first_relevant,
+    mean_metrics,
+    percentile,
+    ranking_metrics,
+)
 
 from qa.api import QA  # noqa: E402
 from qa.errors import QAError  # noqa: E402
@@ -94,18 +98,8 @@ def main(
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     report["data"] = {"file": data.name, "version": version, "paragraphs": len(articles), "questions": len(questions)}
-    console.print(retrieval_table(report["retrieval"], f"Paragraph retrieval, {data.name}: {len(questions)} questions over {len(articles)} paragraphs"))
-    table = Table(title="Answers (hybrid, official v2.0 scoring)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in report["answers"].items():
-        table.add_row(key, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value)))
-    table.add_row("latency p50 / p95 (ms)", f"{report['latency_ms']['p50']:.0f} / {report['latency_ms']['p95']:.0f}")
-    console.print(table)
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-        console.print(f"report written to {json_out}")
+    print_report(report, f"Paragraph retrieval, {data.name}: {len(questions)} questions over {len(articles)} paragraphs",
+                 "Answers (hybrid, official v2.0 scoring)", json_out)
 
 
 if __name__ == "__main__":

@@ -388,7 +388,7 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
     for rank, view in enumerate(views, 1):
         view.rank = rank
     if embed is not None and query_vector is not None and views:
-        texts = [passages[v.passage_index].text[v.start - passages[v.passage_index].start : v.end - passages[v.passage_index].start] for v in views]
+        texts = [_slice(passages[v.passage_index], v.start, v.end) for v in views]
         similarities = embed(texts) @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
         for view, similarity in zip(views, similarities):
             view.dense = float(similarity)
@@ -422,12 +422,16 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
                 if not _edge_ok(tokens[j], False):
                     continue
                 start, end = tokens[i].start, tokens[j].end
-                passage = passages[view.passage_index]
-                text = passage.text[start - passage.start : end - passage.start]
+                text = _slice(passages[view.passage_index], start, end)
                 feats = _span_features(question, view, i, j, view.passage_index + 1, hit, fused_max,
                                        _mentions(normalize(text), all_sentences))
                 found.append(Candidate(view.passage_index, (view.start, view.end), start, end, text, feats))
     return found
+
+
+def _slice(passage: Passage, start: int, end: int) -> str:
+    """The article text at absolute offsets start:end, which lie inside `passage`."""
+    return passage.text[start - passage.start : end - passage.start]
 
 
 def _mentions(normalized: str, sentences: Sequence[str]) -> int:
@@ -528,8 +532,7 @@ def answer(question_text: str, reading: Reading, model: Model | None = None) -> 
     if confidence < model.threshold:
         return Answer(question_text, None, confidence, None, None, None, None, [])
     citations = _citations(best, found, passages)
-    first = passages[best.passage_index]
-    sentence = first.text[best.sentence[0] - first.start : best.sentence[1] - first.start]
+    sentence = _slice(passages[best.passage_index], *best.sentence)
     return Answer(question_text, best.text, confidence, sentence, best.sentence[0], best.start, best.end, citations)
 
 

@@ -17,7 +17,14 @@ import numpy as np
 from qa import answer as answerer
 from qa import store
 from qa.chunk import Passage
-from qa.embed import DEFAULT_MODEL, ONNX_FILES, Encoder, OnnxEncoder, load_encoder, load_onnx_encoder
+from qa.embed import (
+    DEFAULT_MODEL,
+    ONNX_FILES,
+    Encoder,
+    OnnxEncoder,
+    load_encoder,
+    load_onnx_encoder,
+)
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever

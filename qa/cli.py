@@ -84,7 +84,14 @@ def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
     """A rich progress bar driven by (done, total) callbacks: passages/s and time left."""
     if quiet or not err.is_terminal:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     state: dict = {}
 
@@ -199,12 +206,13 @@ def _citation_line(citation: dict) -> str:
 def _show_answer(result: dict) -> None:
     out.print(f"[bold]Q:[/] {escape(_safe(result['question']))}")
     if result["answer"] is None:
-        out.print(Panel(Text("No answer found in the articles.", style="bold yellow"),
-                        subtitle=f"confidence {result['confidence']:.2f}", expand=False))
+        out.print(Panel(Text("No answer found in the articles.", style="bold yellow"), expand=False))
+        out.print(f"confidence {result['confidence']:.2f} (below the answering threshold)")
         _show_passages(result["passages"], title="Closest passages")
         return
-    out.print(Panel(Text(_safe(result["answer"]), style="bold green"), title="Answer",
-                    subtitle=f"confidence {result['confidence']:.2f}", expand=False))
+    out.print(Panel(Text(_safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
+                    expand=False))
+    out.print(f"confidence {result['confidence']:.2f}")
     sentence = Text(_safe(result["sentence"]))
     start, end = result["answer_in_sentence"]
     sentence.stylize("bold black on yellow", start, end)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import ONNX_CONFIG, ONNX_FILES, resolve_model
+from qa.embed import ONNX_CONFIG, ONNX_FILES, file_sha256, resolve_model
 from qa.errors import QAError
 
 FORMAT_VERSION = 3
@@ -152,7 +151,7 @@ def load(index_dir: Path) -> LoadedIndex:
         for name, check in checks.items():
             path = generation / Path(name).name
             size = path.stat().st_size
-            if size != check["size"] or (size <= HASHED_UP_TO and _sha256(path) != check["sha256"]):
+            if size != check["size"] or (size <= HASHED_UP_TO and file_sha256(path) != check["sha256"]):
                 raise StoreError(damaged)
         passages = PassageStore(generation / PASSAGES, np.load(generation / PASSAGE_OFFSETS, allow_pickle=False))
         if (generation / TOKENS).is_file():
@@ -174,14 +173,6 @@ def load(index_dir: Path) -> LoadedIndex:
     except Exception:  # any parse error of a damaged file
         raise StoreError(damaged) from None
     return LoadedIndex(generation, manifest, passages, sparse, dense)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- freshness
@@ -425,7 +416,7 @@ def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], 
         add_files(staging)
         _sync(staging)
         manifest["index_files"] = {
-            path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+            path.name: {"size": path.stat().st_size, "sha256": file_sha256(path)}
             for path in sorted(staging.iterdir())
         }
         _write_json(staging / MANIFEST, manifest)
@@ -442,6 +433,6 @@ def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], 
 
 def _safe_sha256(path: Path) -> str | None:
     try:
-        return _sha256(path)
+        return file_sha256(path)
     except OSError:
         return None

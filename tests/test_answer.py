@@ -4,7 +4,15 @@ import dataclasses
 
 import pytest
 
-from qa.answer import Reading, analyze_question, answer, candidate_kinds, load_model, normalize, tokenize_with_offsets
+from qa.answer import (
+    Reading,
+    analyze_question,
+    answer,
+    candidate_kinds,
+    load_model,
+    normalize,
+    tokenize_with_offsets,
+)
 from qa.chunk import Passage
 from qa.retrieve import Hit
 

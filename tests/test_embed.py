@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from qa import embed
-from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256, Encoder, ModelError, load_encoder, resolve_model
+from qa.embed import (
+    DEFAULT_MODEL,
+    DEFAULT_WEIGHTS_SHA256,
+    Encoder,
+    ModelError,
+    load_encoder,
+    resolve_model,
+)
 
 
 def test_default_model_resolves_offline_with_verified_weights():

@@ -5,7 +5,16 @@ import os
 import pytest
 
 from qa.chunk import chunk_article
-from qa.ingest import CorpusError, article_from_text, body_span, find_date, html_to_text, list_corpus, read_corpus, text_of
+from qa.ingest import (
+    CorpusError,
+    article_from_text,
+    body_span,
+    find_date,
+    html_to_text,
+    list_corpus,
+    read_corpus,
+    text_of,
+)
 from tests.conftest import SEEDS
 
 FURNITURE_ARTICLE = (

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa.retrieve import Retriever, reciprocal_rank_fusion, s_stem, tokenize, weighted_fusion
+from qa.retrieve import (
+    Retriever,
+    reciprocal_rank_fusion,
+    s_stem,
+    tokenize,
+    weighted_fusion,
+)
 
 
 def test_tokenizer_folds_case_possessives_stopwords_and_plurals():
