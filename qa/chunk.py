@@ -41,7 +41,8 @@ class Passage:
 
 def _ends_sentence(text: str, boundary_end: int) -> bool:
     """Whether the punctuation ending at `boundary_end` closes a sentence."""
-    before = text[:boundary_end].rstrip("\"'”’)]")
+    # Only the word before the boundary matters: look at a bounded window (long texts stay linear).
+    before = text[max(0, boundary_end - 64) : boundary_end].rstrip("\"'”’)]")
     if not before.endswith("."):
         return True
     word = re.search(r"(\S+)\.$", before)
@@ -51,7 +52,7 @@ def _ends_sentence(text: str, boundary_end: int) -> bool:
     # "U.S." style initialisms: a letter-dot pattern inside the token.
     if re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):
         return False
-    following = text[boundary_end:].lstrip()
+    following = text[boundary_end : boundary_end + 64].lstrip()
     # A lowercase continuation means the period did not end the sentence ("approx. five").
     return not (following[:1].islower())
 
