@@ -59,15 +59,35 @@ def test_a_second_build_waits_for_the_first(built):
     assert not worker.is_alive()
 
 
-def test_read_only_index_folder_still_answers(built):
-    if os.geteuid() == 0:
-        pytest.skip("root ignores file permissions")
+def test_answering_from_a_current_index_writes_nothing(built):
+    """So a read-only index folder answers (root ignores permissions, so this checks the writes)."""
     corpus, index = built
-    os.chmod(index, 0o555)
-    try:
-        assert QA(corpus, index).ask("Who is the CEO of Microsoft?")["passages"]
-    finally:
-        os.chmod(index, 0o755)
+
+    def snapshot():
+        return sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in index.rglob("*"))
+
+    before = snapshot()
+    assert QA(corpus, index).ask("Who is the CEO of Microsoft?")["passages"]
+    assert snapshot() == before
+
+
+def test_an_index_folder_that_cannot_be_written_is_one_line(built, monkeypatch):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    corpus, index = built
+    (corpus / "new.txt").write_text("New\n\nA new article that needs the index rebuilt.", encoding="utf-8")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(index / ".lock"))
+
+    monkeypatch.setattr(store, "build_lock", read_only)
+    result = CliRunner().invoke(app, ["ask", "Who is the CEO of Microsoft?", "--corpus", str(corpus), "--index", str(index)])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    lines = [line for line in result.output.splitlines() if line.strip() and "building the index" not in line]
+    assert len(lines) == 1 and "Permission denied" in lines[0] and ".lock" in lines[0]
 
 
 def test_index_built_with_another_model_or_dimension_is_rebuilt(built):
