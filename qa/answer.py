@@ -238,6 +238,7 @@ class SentenceView:
     overlap: float  # idf-weighted share of the question's terms found in the sentence
     matched: int
     term_weights: dict[str, float]  # each question term's share of the question's total idf
+    matched_positions: list[int]  # token positions holding a question term
     dense: float = 0.0
     rank: int = 0  # 1-based, among the sentences considered
 
@@ -286,8 +287,9 @@ def sentence_views(question: Question, passages: Sequence[Passage], idf: Callabl
             tokens = tokenize_with_offsets(passage.text[a:b], passage.start + a)
             stems = {t.stem for t in tokens}
             found = question.term_set & stems
+            positions = [k for k, t in enumerate(tokens) if t.stem in question.term_set and not t.stop]
             views.append(SentenceView(p_index, passage.start + a, passage.start + b, tokens,
-                                      sum(term_weights[t] for t in found), len(found), term_weights))
+                                      sum(term_weights[t] for t in found), len(found), term_weights, positions))
     return views
 
 
@@ -297,7 +299,7 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
     span = tokens[i : j + 1]
     words_in_span = [t for t in span if not t.punct]
     text_len = len(words_in_span)
-    matched_positions = [k for k, t in enumerate(tokens) if t.stem in question.term_set and not t.stop]
+    matched_positions = view.matched_positions
     content = [t for t in words_in_span if not t.stop]
     in_question = sum(1 for t in content if t.stem in question.term_set or t.lower in question.word_set)
     outside = [k for k in matched_positions if k < i or k > j]

@@ -19,9 +19,9 @@ from qa import store
 from qa.chunk import Passage
 from qa.embed import (
     DEFAULT_MODEL,
-    ONNX_FILES,
     Encoder,
     OnnxEncoder,
+    has_onnx_export,
     load_encoder,
     load_onnx_encoder,
 )
@@ -96,7 +96,7 @@ class QA:
     def query_encoder(self) -> Encoder | OnnxEncoder:
         """The index's ONNX export when it has one (no torch import), else the model itself."""
         self.retriever()
-        if all((self._loaded.folder / name).is_file() for name in ONNX_FILES):
+        if has_onnx_export(self._loaded.folder):
             return load_onnx_encoder(self._loaded.folder)
         return self.encoder()
 

@@ -153,6 +153,10 @@ ONNX_CONFIG = "encoder.json"
 ONNX_FILES = (ONNX_FILE, ONNX_TOKENIZER, ONNX_CONFIG)
 
 
+def has_onnx_export(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ONNX_FILES)
+
+
 class OnnxEncoder:
     """The index's exported model run with onnxruntime and tokenizers: same vectors, no torch import."""
 

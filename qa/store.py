@@ -26,7 +26,13 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import ONNX_CONFIG, ONNX_FILES, file_sha256, resolve_model
+from qa.embed import (
+    ONNX_CONFIG,
+    ONNX_FILES,
+    file_sha256,
+    has_onnx_export,
+    resolve_model,
+)
 from qa.errors import QAError
 
 FORMAT_VERSION = 3
@@ -378,7 +384,7 @@ def _sync(folder: Path) -> None:
 
 def _reusable_model_export(live: Path | None, model_name: str, weights: str | None) -> Path | None:
     """The live generation, if it holds an ONNX export of this very model."""
-    if live is None or weights is None or not all((live / name).is_file() for name in ONNX_FILES):
+    if live is None or weights is None or not has_onnx_export(live):
         return None
     try:
         config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
