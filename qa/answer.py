@@ -18,12 +18,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from qa.chunk import Passage, split_sentences
 from qa.retrieve import STOPWORDS, Hit, s_stem, words
+
+if TYPE_CHECKING:
+    from qa.reader import TransformersReader
 
 WEIGHTS_FILE = Path(__file__).with_name("answer_weights.json")
 MAX_SPAN_WORDS = 10
@@ -130,6 +133,7 @@ _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d)s?$")
 _DATE_TEXT = re.compile(rf"\b{_MONTH}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 _NAME_CONNECTORS = {"of", "the", "and", "&", "de", "du", "van", "von", "for", "la", "le", "del", "da", "-"}
 _CURRENCY_SYMBOLS = {"$", "€", "£", "¥"}
+_EDGE_PUNCTUATION = set(" \t\n,.;:!?\"'“”‘’([{)]}")
 # Words next to a span whose identity says something about what the span is ("by X", "in 1990", "X, who").
 _CONTEXT_WORDS = {
     ",", "(", ")", ":", "<s>", "</s>", "by", "of", "in", "on", "at", "from", "to", "for", "with", "as", "than",
@@ -536,6 +540,44 @@ def answer(question_text: str, reading: Reading, model: Model | None = None) -> 
     citations = _citations(best, found, passages)
     sentence = _slice(passages[best.passage_index], *best.sentence)
     return Answer(question_text, best.text, confidence, sentence, best.sentence[0], best.start, best.end, citations)
+
+
+def answer_with_reader(question_text: str, reading: Reading, reader: "TransformersReader") -> Answer:
+    """The answer a transformers QA model (--reader) picks instead of the fitted scorer.
+
+    Its own span probability is the confidence, and it abstains when every window it read ranks its
+    "no answer" position above its best span (the built-in threshold is fitted to the built-in scorer,
+    not to another model).
+    """
+    found = []
+    for index, passage in enumerate(reading.passages):
+        for span in reader.spans(question_text, passage.text):
+            start, end = _whole_words(passage.text, span.start, span.end)
+            if span.probability <= span.null_probability or start >= end:
+                continue
+            sentence = next(((passage.start + a, passage.start + b) for a, b in split_sentences(passage.text)
+                             if a <= start < b), (passage.start + start, passage.start + end))
+            found.append(Candidate(index, sentence, passage.start + start, passage.start + end,
+                                   passage.text[start:end], {}, span.probability))
+    if not found:
+        return Answer(question_text, None, 0.0, None, None, None, None, [])
+    best = max(found, key=lambda c: (c.score, -c.passage_index, -c.start))
+    sentence = _slice(reading.passages[best.passage_index], *best.sentence)
+    return Answer(question_text, best.text, best.score, sentence, best.sentence[0], best.start, best.end,
+                  _citations(best, found, reading.passages))
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """A span of word pieces widened to whole words and stripped of the punctuation around it."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+        end += 1
+    while start < end and text[start] in _EDGE_PUNCTUATION:
+        start += 1
+    while end > start and text[end - 1] in _EDGE_PUNCTUATION:
+        end -= 1
+    return start, end
 
 
 def _citations(best: Candidate, found: Sequence[Candidate], passages: Sequence[Passage]) -> list[Citation]:

@@ -27,6 +27,7 @@ from qa.embed import (
 )
 from qa.errors import QAError
 from qa.ingest import Article
+from qa.reader import load_reader
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
 DEFAULT_CORPUS = "seeds"
@@ -116,11 +117,19 @@ class QA:
         return [_passage_dict(rank, hit, self._loaded.passages[hit.passage_id]) for rank, hit in enumerate(hits, 1)]
 
     def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-            alpha: float = DEFAULT_ALPHA) -> dict:
-        """The answer (or None), its confidence, sentence and citations, and the passages it came from."""
+            alpha: float = DEFAULT_ALPHA, reader: str | None = None) -> dict:
+        """The answer (or None), its confidence, sentence and citations, and the passages it came from.
+
+        `reader` names a transformers extractive-QA model (local folder or cached name) to pick the
+        answer instead of the built-in answerer.
+        """
         question = _check_text(question, "question")
+        model_reader = load_reader(reader) if reader else None  # a bad model fails before any work
         reading = self.reading(question, top_k, retriever, fusion, alpha)
-        result = answerer.answer(question, reading)
+        if model_reader is None:
+            result = answerer.answer(question, reading)
+        else:
+            result = answerer.answer_with_reader(question, reading, model_reader)
         return {
             "question": question,
             "answer": result.answer,

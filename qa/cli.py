@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Callable
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -126,12 +126,16 @@ def ask(
     fusion: FusionChoice = FusionOption,
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
+    reader: Optional[str] = typer.Option(
+        None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
+                               "to pick the answer instead of the built-in answerer."),
 ) -> None:
     """Answer QUESTION from the articles, with the sentence it comes from and citations."""
 
     def action() -> None:
         qa = _make_qa(corpus, index, model, strict, quiet=json_output)
-        result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
+        result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha,
+                        reader=reader)
         if json_output:
             result.pop("answer_in_sentence")
             print(json.dumps(result, ensure_ascii=False))

@@ -79,3 +79,16 @@ def test_answer_is_a_span_of_the_passage_with_absolute_offsets():
 def test_no_candidates_means_no_answer():
     result = answer("Who won?", _reading("...", "Who won?"), model=load_model())
     assert result.answer is None and result.citations == []
+
+
+@pytest.mark.parametrize("text, start, end, expected", [
+    ("paid by Oracle Corp., said", 10, 14, "Oracle"),  # a word piece inside a word widens to the word
+    ("paid by Oracle Corp., said", 8, 21, "Oracle Corp"),  # trailing punctuation goes
+    ("he said “soon” and left", 8, 14, "soon"),  # so do quotes around the span
+    ("costs $12.5 million.", 6, 20, "$12.5 million"),
+])
+def test_reader_spans_become_whole_words_without_edge_punctuation(text, start, end, expected):
+    from qa.answer import _whole_words
+
+    a, b = _whole_words(text, start, end)
+    assert text[a:b] == expected
