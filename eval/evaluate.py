@@ -41,7 +41,7 @@ def is_relevant(passage_source: str, passage_text: str, gold: dict) -> bool:
 
 
 def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: str = "hybrid",
-             progress=None) -> dict:
+             progress=None, reader: str | None = None) -> dict:
     """Every metric of the report, computed by running `qa` on each gold question."""
     all_passages = qa.all_passages()
     retrieval_rows = {r: [] for r in retrievers}
@@ -58,7 +58,7 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
                 retrieval_rows[name].append(ranking_metrics(relevance, total))
                 ranks[name] = first_relevant(relevance)
         began = time.perf_counter()
-        result = qa.ask(record["question"], retriever=answer_retriever)
+        result = qa.ask(record["question"], retriever=answer_retriever, reader=reader)
         latencies.append((time.perf_counter() - began) * 1000)
         predicted = result["answer"]
         em, f1 = best_over_gold(predicted or "", record["answers"])
@@ -115,18 +115,22 @@ def parse_retrievers(value: str) -> list[str]:
     return names
 
 
+READER_HELP = "Score this transformers QA model (qa ask --reader) instead of the built-in answerer."
+
+
 def main(
     gold: Path = typer.Option(ROOT / "eval" / "gold.jsonl", help="Gold questions (JSON lines)."),
     corpus: Path = typer.Option(ROOT / "seeds", help="Folder of articles the gold refers to."),
     index: Path = typer.Option(ROOT / "index", help="Index folder (built if missing or stale)."),
     retrievers: str = typer.Option("bm25,dense,hybrid", help="Comma-separated retrievers to compare."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report here."),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
 ) -> None:
     names = parse_retrievers(retrievers)
     try:
         records = load_gold(gold)
         qa = QA(corpus, index, on_notice=lambda m: console.print(f"[dim]{m}[/]"))
-        report = evaluate(qa, records, names)
+        report = evaluate(qa, records, names, reader=reader)
     except QAError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

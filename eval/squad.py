@@ -22,7 +22,7 @@ from rich.progress import track
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluate import parse_retrievers, print_report  # noqa: E402
+from evaluate import READER_HELP, parse_retrievers, print_report  # noqa: E402
 from metrics import (  # noqa: E402
     best_over_gold,
     first_relevant,
@@ -40,7 +40,7 @@ console = Console(highlight=False)
 
 
 def evaluate_squad(qa: QA, questions, retrievers: list[str], answer_retriever: str = "hybrid",
-                   show_progress: bool = True) -> dict:
+                   show_progress: bool = True, reader: str | None = None) -> dict:
     retrieval_rows = {r: [] for r in retrievers}
     rows, has_ans, no_ans, latencies = [], [], [], []
     items = track(questions, description="asking", console=console) if show_progress else questions
@@ -52,7 +52,7 @@ def evaluate_squad(qa: QA, questions, retrievers: list[str], answer_retriever: s
             retrieval_rows[name].append(ranking_metrics(relevance))
             ranks[name] = first_relevant(relevance)
         began = time.perf_counter()
-        result = qa.ask(q.question, retriever=answer_retriever)
+        result = qa.ask(q.question, retriever=answer_retriever, reader=reader)
         latencies.append((time.perf_counter() - began) * 1000)
         em, f1 = best_over_gold(result["answer"] or "", q.answers)
         (has_ans if q.answers else no_ans).append({"em": em, "f1": f1})
@@ -84,6 +84,7 @@ def main(
     index: Optional[Path] = typer.Option(None, help="Index folder (default index/eval-<file name>)."),
     retrievers: str = typer.Option("bm25,dense,hybrid", help="Comma-separated retrievers to compare."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report here."),
+    reader: Optional[str] = typer.Option(None, help=READER_HELP),
 ) -> None:
     names = parse_retrievers(retrievers)
     try:
@@ -93,7 +94,7 @@ def main(
         qa = QA(articles, index or ROOT / "index" / f"eval-{data.stem}",
                 on_notice=lambda m: console.print(f"[dim]{m}[/]"))
         qa.ensure_index()
-        report = evaluate_squad(qa, questions, names)
+        report = evaluate_squad(qa, questions, names, reader=reader)
     except QAError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

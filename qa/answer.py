@@ -269,6 +269,15 @@ def _continues_name(token: Token) -> bool:
     return token.capitalized and not token.punct and token.lower not in _PERSON_NOUNS
 
 
+def _after_place_preposition(tokens: Sequence[Token], i: int) -> bool:
+    """Whether tokens[i] opens the object of "in"/"at" ("in Port Alder", "at the White House"): a place,
+    never the person or organization a who-question asks for."""
+    k = i - 1
+    if k >= 0 and tokens[k].lower in {"the", "a", "an"}:
+        k -= 1
+    return k >= 0 and tokens[k].lower in {"in", "at"}
+
+
 def _edge_ok(token: Token, first: bool) -> bool:
     if first and token.text in _CURRENCY_SYMBOLS:
         return True
@@ -405,7 +414,7 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
         hit = hits[view.passage_index] if view.passage_index < len(hits) else None
         blocked = _topic_names(tokens, question)
         for i, first in enumerate(tokens):
-            if not _edge_ok(first, True) or blocked[i]:
+            if not _edge_ok(first, True) or blocked[i] or (question.wh == "who" and _after_place_preposition(tokens, i)):
                 continue
             titled = named = False
             n_words = 0

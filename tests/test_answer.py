@@ -92,3 +92,14 @@ def test_reader_spans_become_whole_words_without_edge_punctuation(text, start, e
 
     a, b = _whole_words(text, start, end)
     assert text[a:b] == expected
+
+
+def test_who_questions_never_get_the_object_of_in_or_at():
+    from qa.answer import analyze_question, candidates
+
+    text = "At a meeting at the Grand Hotel in Millbrook, the library plans were shown by Clara Voss."
+    reading = _reading(text, "Who showed the library plans?")
+    who = {c.text for c in candidates(analyze_question("Who showed the library plans?"), reading)}
+    assert "Clara Voss" in who and not who & {"Grand Hotel", "Millbrook", "Grand Hotel in Millbrook"}
+    where = {c.text for c in candidates(analyze_question("Where were the library plans shown?"), reading)}
+    assert {"Grand Hotel", "Millbrook"} <= where
