@@ -5,7 +5,8 @@ best-matching sentences of the retrieved passages; each gets features (does its 
 what the question asks for, how close it sits to the question's words, how well its sentence
 and passage match) and a linear score whose weights live in `answer_weights.json`, fitted by
 `qa/fit_answer.py`. The best span's calibrated probability of being right is the confidence;
-below the threshold stored with the weights the answerer abstains.
+below the threshold stored with the weights the answerer abstains. `answer_with_reader` lets a
+user's transformers QA model (qa/reader.py) pick the span instead.
 """
 
 from __future__ import annotations
