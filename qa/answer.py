@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -57,8 +57,18 @@ _ORG_NOUNS = {"company", "companies", "organization", "organisation", "firm", "f
               "provider", "partner", "partners", "club", "school", "business", "bank"}
 _PLACE_NOUNS = {"city", "country", "state", "place", "region", "location", "continent", "town", "area",
                 "island", "river", "nation", "province", "county", "site", "building"}
+# Verbs that report speech or thought: "Jane Roe said ..." names who spoke, not who did what was said.
+_REPORTING_VERBS = {"say", "says", "said", "tell", "tells", "told", "share", "shares", "shared", "announce",
+                    "announces", "announced", "state", "states", "stated", "note", "notes", "noted", "explain",
+                    "explains", "explained", "add", "adds", "added", "claim", "claims", "claimed", "argue",
+                    "argues", "argued", "write", "writes", "wrote", "insist", "insists", "insisted", "warn",
+                    "warns", "warned", "confirm", "confirms", "confirmed", "reveal", "reveals", "revealed",
+                    "report", "reports", "reported", "believe", "believes", "believed", "think", "thinks",
+                    "thought", "suggest", "suggests", "suggested", "predict", "predicts", "predicted",
+                    "comment", "comments", "commented", "remark", "remarks", "remarked", "according"}
 _TIME_NOUNS = {"year", "date", "day", "month", "decade", "century", "time", "period", "era", "age", "season"}
 
+QUESTION_WORDS = ("who", "when", "where", "how much", "how many", "which", "what", "why", "how", "other")
 ANSWER_TYPES = ("person", "org", "place", "date", "money", "number", "percent", "quantity", "name", "phrase", "reason")
 CANDIDATE_KINDS = ("name", "date", "year", "money", "percent", "number", "quantity", "phrase")
 
@@ -244,13 +254,17 @@ class SentenceView:
     matched: int
     term_weights: dict[str, float]  # each question term's share of the question's total idf
     matched_positions: list[int]  # token positions holding a question term
+    passage_overlap: float = 0.0  # the same share over the whole passage
+    # Share of the names the question gives that the sentence / passage never mention: a question
+    # about a name the text lacks is usually one it does not answer.
+    names_missing: float = 0.0
+    passage_names_missing: float = 0.0
     dense: float = 0.0
     rank: int = 0  # 1-based, among the sentences considered
 
 
-def _topic_names(tokens: Sequence[Token], question: Question) -> list[bool]:
-    """Tokens of capitalized runs (names) that contain a name the question itself gives."""
-    blocked = [False] * len(tokens)
+def _name_runs(tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
+    """(start, end) token positions of each run of capitalized words (a name)."""
     k = 0
     while k < len(tokens):
         if not _continues_name(tokens[k]):
@@ -259,10 +273,38 @@ def _topic_names(tokens: Sequence[Token], question: Question) -> list[bool]:
         end = k
         while end < len(tokens) and _continues_name(tokens[end]):
             end += 1
+        yield k, end
+        k = end
+
+
+def _topic_names(tokens: Sequence[Token], question: Question) -> list[bool]:
+    """Tokens of names that contain a name the question itself gives."""
+    blocked = [False] * len(tokens)
+    for k, end in _name_runs(tokens):
         if any(t.stem in question.names for t in tokens[k:end]):
             blocked[k:end] = [True] * (end - k)
-        k = end
     return blocked
+
+
+def _speakers(tokens: Sequence[Token]) -> list[bool]:
+    """Tokens of names that report what others did ("Jane Roe said", "according to Jane Roe"): a who-question
+    about an action asks for the actor, and the one quoted about it rarely is."""
+    speaking = [False] * len(tokens)
+    for k, end in _name_runs(tokens):
+        before = tokens[k - 2].lower + " " + tokens[k - 1].lower if k >= 2 else ""
+        after = end < len(tokens) and tokens[end].lower in _REPORTING_VERBS - {"according"}
+        if after or before == "according to":
+            speaking[k:end] = [True] * (end - k)
+    return speaking
+
+
+def _asks_for_actor(question: Question) -> bool:
+    """A who-question about a deed ("who built ..."), not about who someone is ("who is the chairman of
+    ...") nor about who said something."""
+    if question.wh != "who" or question.word_set & _REPORTING_VERBS:
+        return False
+    identity = re.search(r"\bwho(?:m|se)?\s+(?:is|was|are|were)\s+(\S+)", question.text.lower())
+    return not identity or bool(re.fullmatch(r"\w+(?:ed|en|ing)", identity.group(1)))
 
 
 def _continues_name(token: Token) -> bool:
@@ -291,19 +333,31 @@ def sentence_views(question: Question, passages: Sequence[Passage], idf: Callabl
     """Sentences of the retrieved passages, scored by how much of the question they contain."""
     total = sum(idf(t) for t in question.term_set) or 1.0
     term_weights = {t: idf(t) / total for t in question.term_set}
-    views, seen = [], set()
+    views = []
+
+    def names_missing(stems: set[str]) -> float:
+        return len(question.names - stems) / len(question.names) if question.names else 0.0
+
+    tokenized: dict[tuple[str, int], list[Token]] = {}  # overlapping passages share sentences
     for p_index, passage in enumerate(passages):
+        sentences = []
         for a, b in split_sentences(passage.text):
             key = (passage.source, passage.start + a)
-            if key in seen:  # overlapping passages share sentences
+            new = key not in tokenized
+            if new:
+                tokenized[key] = tokenize_with_offsets(passage.text[a:b], passage.start + a)
+            sentences.append((passage.start + a, passage.start + b, tokenized[key], new))
+        passage_stems = {t.stem for _, _, tokens, _ in sentences for t in tokens}
+        passage_overlap = sum(term_weights[t] for t in question.term_set & passage_stems)
+        for start, end, tokens, new in sentences:
+            if not new:
                 continue
-            seen.add(key)
-            tokens = tokenize_with_offsets(passage.text[a:b], passage.start + a)
             stems = {t.stem for t in tokens}
             found = question.term_set & stems
             positions = [k for k, t in enumerate(tokens) if t.stem in question.term_set and not t.stop]
-            views.append(SentenceView(p_index, passage.start + a, passage.start + b, tokens,
-                                      sum(term_weights[t] for t in found), len(found), term_weights, positions))
+            views.append(SentenceView(p_index, start, end, tokens, sum(term_weights[t] for t in found), len(found),
+                                      term_weights, positions, passage_overlap, names_missing(stems),
+                                      names_missing(passage_stems)))
     return views
 
 
@@ -331,6 +385,7 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
     right_word = tokens[j + 1].lower if j + 1 < len(tokens) else "</s>"
     features = {
         "bias": 1.0,
+        f"wh={question.wh}": 1.0,  # the same for all of a question's spans: for the confidence, not the choice
         "local_overlap": len(window & question.term_set) / max(len(question.term_set), 1),
         "proximity": proximity,
         "splits_name_left": float(i > 1 and _continues_name(tokens[i - 1]) and tokens[i].capitalized),
@@ -339,6 +394,9 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
         "splits_number_right": float(j + 1 < len(tokens) and tokens[j].numeric and (
             tokens[j + 1].numeric or tokens[j + 1].lower in _UNITS or tokens[j + 1].lower in _CURRENCY)),
         "sent_overlap": view.overlap,
+        "passage_overlap": view.passage_overlap,
+        "names_missing": view.names_missing,
+        "passage_names_missing": view.passage_names_missing,
         "sent_matched": min(view.matched, 6) / 6,
         "sent_dense": view.dense,
         "sent_rank_recip": 1.0 / view.rank,
@@ -376,6 +434,11 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
         features[f"kind={kind}"] = 1.0
         features[f"q={question.answer_type}|kind={kind}"] = 1.0
     features[f"wh={question.wh}|len={min(text_len, 5)}"] = 1.0
+    # "Acme chairman Jane Roe": a name before a role is the organization, one after it the person.
+    if right_word in _PERSON_NOUNS:
+        features[f"q={question.answer_type}|role_after"] = 1.0
+    if left_word in _PERSON_NOUNS:
+        features[f"q={question.answer_type}|role_before"] = 1.0
     if left_word in _CONTEXT_WORDS:
         features[f"wh={question.wh}|left={left_word}"] = 1.0
     if right_word in _CONTEXT_WORDS:
@@ -414,6 +477,8 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
         tokens = view.tokens
         hit = hits[view.passage_index] if view.passage_index < len(hits) else None
         blocked = _topic_names(tokens, question)
+        if _asks_for_actor(question):
+            blocked = [a or b for a, b in zip(blocked, _speakers(tokens))]
         for i, first in enumerate(tokens):
             if not _edge_ok(first, True) or blocked[i] or (question.wh == "who" and _after_place_preposition(tokens, i)):
                 continue
@@ -479,19 +544,27 @@ def score(candidate_features: dict[str, float], weights: dict[str, float]) -> fl
 
 
 def confidence_features(best: Mapping[str, float], scores: Sequence[float], question_terms: int) -> dict[str, float]:
-    """What the calibration sees: how far the best span stands out and how well its sentence matches."""
+    """What the calibration sees: how far the best span stands out, how well its sentence matches, and
+    what is asked and found (a name for a who-question is right more often than a phrase for a what)."""
     ordered = sorted(scores, reverse=True)
     second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
-    return {
-        "bias": 1.0,
+    features = {
         "best": ordered[0],
         "margin": min(ordered[0] - second, 5.0),
         "sent_overlap": best.get("sent_overlap", 0.0),
+        "passage_overlap": best.get("passage_overlap", 0.0),
+        "names_missing": best.get("names_missing", 0.0),
+        "passage_names_missing": best.get("passage_names_missing", 0.0),
         "sent_dense": best.get("sent_dense", 0.0),
         "type_match": best.get("type_match", 0.0),
         "passage_fused": best.get("passage_fused", 0.0),
         "terms": min(question_terms, 8) / 8,
     }
+    for wh in QUESTION_WORDS:  # one of these is 1: together they are the intercept
+        features[f"wh={wh}"] = best.get(f"wh={wh}", 0.0)
+    for kind in CANDIDATE_KINDS:
+        features[f"kind={kind}"] = best.get(f"kind={kind}", 0.0)
+    return features
 
 
 def calibrated(features: dict[str, float], weights: dict[str, float]) -> float:

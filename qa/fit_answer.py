@@ -8,8 +8,9 @@ lists candidate spans with their features (nothing here is specific to any quest
 1. Span scorer: a listwise logistic model, the softmax over a question's candidates, trained
    to put its probability on the spans equal to a gold answer (after SQuAD normalization),
    with L2 regularization.
-2. Confidence: logistic regression from the best span's margin and support features to
-   "this answer is right" (token F1 >= 0.5), on all sampled questions, unanswerable ones included.
+2. Confidence: logistic regression from the best span's margin, support and kind (and the
+   question's wh-word) to "this answer is right" (token F1 >= 0.5), on all sampled questions,
+   unanswerable ones included.
 3. Threshold: the confidence below which the answerer abstains: the lowest one at which every
    data set holding unanswerable questions still sees at least half of them abstained
    (MIN_NO_ANSWER). Maximizing SQuAD 2.0's overall F1 instead was tried: with squad2-dev-a's

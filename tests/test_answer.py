@@ -103,3 +103,25 @@ def test_who_questions_never_get_the_object_of_in_or_at():
     assert "Clara Voss" in who and not who & {"Grand Hotel", "Millbrook", "Grand Hotel in Millbrook"}
     where = {c.text for c in candidates(analyze_question("Where were the library plans shown?"), reading)}
     assert {"Grand Hotel", "Millbrook"} <= where
+
+
+def test_who_asks_for_the_actor_not_the_one_quoted_about_it():
+    from qa.answer import candidates
+
+    text = ("Speaking in the harbour, Kestrel Shipping chairman Ada Lind said that work is underway on "
+            "three new ferries. According to Tomas Berg, the ferries will be ready in spring.")
+    reading = _reading(text, "Who is building the new ferries?")
+    deed = {c.text for c in candidates(analyze_question("Who is building the new ferries?"), reading)}
+    assert "Kestrel Shipping" in deed and not deed & {"Ada Lind", "Tomas Berg"}
+    for question in ("Who said work is underway on the ferries?", "Who is the chairman of Kestrel Shipping?"):
+        assert "Ada Lind" in {c.text for c in candidates(analyze_question(question), reading)}
+
+
+def test_names_the_question_gives_but_the_text_lacks_are_counted():
+    from qa.answer import candidates
+
+    text = "Harbour Works opened its yard in May. Its director, Ines Falk, hired forty welders."
+    for question, missing in (("Who directs Harbour Works?", 0.0), ("Who directs Nordvik Marine?", 1.0),
+                              ("Who directs Harbour Works and Nordvik Marine?", 0.5)):
+        features = [c.features for c in candidates(analyze_question(question), _reading(text, question))]
+        assert features and all(f["passage_names_missing"] == missing for f in features)
