@@ -472,12 +472,13 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
         for view, similarity in zip(views, similarities):
             view.dense = float(similarity)
     fused_max = max((h.score for h in hits), default=0.0)
+    asks_for_actor = _asks_for_actor(question)
     found: list[Candidate] = []
     for view in views:
         tokens = view.tokens
         hit = hits[view.passage_index] if view.passage_index < len(hits) else None
         blocked = _topic_names(tokens, question)
-        if _asks_for_actor(question):
+        if asks_for_actor:
             blocked = [a or b for a, b in zip(blocked, _speakers(tokens))]
         for i, first in enumerate(tokens):
             if not _edge_ok(first, True) or blocked[i] or (question.wh == "who" and _after_place_preposition(tokens, i)):
