@@ -65,7 +65,7 @@ _REPORTING_VERBS = {"say", "says", "said", "tell", "tells", "told", "share", "sh
                     "warns", "warned", "confirm", "confirms", "confirmed", "reveal", "reveals", "revealed",
                     "report", "reports", "reported", "believe", "believes", "believed", "think", "thinks",
                     "thought", "suggest", "suggests", "suggested", "predict", "predicts", "predicted",
-                    "comment", "comments", "commented", "remark", "remarks", "remarked", "according"}
+                    "comment", "comments", "commented", "remark", "remarks", "remarked"}
 _TIME_NOUNS = {"year", "date", "day", "month", "decade", "century", "time", "period", "era", "age", "season"}
 
 QUESTION_WORDS = ("who", "when", "where", "how much", "how many", "which", "what", "why", "how", "other")
@@ -292,7 +292,7 @@ def _speakers(tokens: Sequence[Token]) -> list[bool]:
     speaking = [False] * len(tokens)
     for k, end in _name_runs(tokens):
         before = tokens[k - 2].lower + " " + tokens[k - 1].lower if k >= 2 else ""
-        after = end < len(tokens) and tokens[end].lower in _REPORTING_VERBS - {"according"}
+        after = end < len(tokens) and tokens[end].lower in _REPORTING_VERBS
         if after or before == "according to":
             speaking[k:end] = [True] * (end - k)
     return speaking
@@ -301,7 +301,7 @@ def _speakers(tokens: Sequence[Token]) -> list[bool]:
 def _asks_for_actor(question: Question) -> bool:
     """A who-question about a deed ("who built ..."), not about who someone is ("who is the chairman of
     ...") nor about who said something."""
-    if question.wh != "who" or question.word_set & _REPORTING_VERBS:
+    if question.wh != "who" or question.word_set & _REPORTING_VERBS or "according" in question.word_set:
         return False
     identity = re.search(r"\bwho(?:m|se)?\s+(?:is|was|are|were)\s+(\S+)", question.text.lower())
     return not identity or bool(re.fullmatch(r"\w+(?:ed|en|ing)", identity.group(1)))
@@ -635,12 +635,13 @@ def answer_with_reader(question_text: str, reading: Reading, reader: "Transforme
     """
     found = []
     for index, passage in enumerate(reading.passages):
+        sentences = split_sentences(passage.text)
         for span in reader.spans(question_text, passage.text):
             start, end = _whole_words(passage.text, span.start, span.end)
             if span.probability <= span.null_probability or start >= end:
                 continue
-            sentence = next(((passage.start + a, passage.start + b) for a, b in split_sentences(passage.text)
-                             if a <= start < b), (passage.start + start, passage.start + end))
+            sentence = next(((passage.start + a, passage.start + b) for a, b in sentences if a <= start < b),
+                            (passage.start + start, passage.start + end))
             found.append(Candidate(index, sentence, passage.start + start, passage.start + end,
                                    passage.text[start:end], {}, span.probability))
     if not found:
