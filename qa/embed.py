@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -76,6 +77,14 @@ def resolve_model(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+@dataclass
+class TokenStates:
+    """One text's last-layer token vectors with each token's character range (special tokens: (0, 0))."""
+
+    vectors: np.ndarray  # (tokens, dim) float32
+    offsets: np.ndarray  # (tokens, 2) int
+
+
 class Encoder:
     """Turns texts into L2-normalized float32 vectors (inner product = cosine)."""
 
@@ -102,6 +111,25 @@ class Encoder:
         """Vectors for `texts`, calling `on_batch(n)` after each batch of n texts."""
         return _encode_sorted(texts, self.dim, batch_size, on_batch, lambda batch: self.model.encode(
             batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
+
+    def token_states(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[TokenStates]:
+        """Per-token vectors before pooling, for the span network (qa/span_net.py)."""
+        import torch
+
+        tokenizer, network = self.model.tokenizer, self.model[0].auto_model
+        out: list[TokenStates | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for first in range(0, len(order), batch_size):
+            chosen = order[first : first + batch_size]
+            batch = tokenizer([texts[i] for i in chosen], return_offsets_mapping=True, truncation=True, padding=True,
+                              max_length=int(self.model.max_seq_length), return_tensors="pt")
+            offsets = batch.pop("offset_mapping").numpy()
+            lengths = batch["attention_mask"].sum(dim=1).tolist()
+            with torch.inference_mode():
+                hidden = network(**batch).last_hidden_state.float().numpy()
+            for k, i in enumerate(chosen):
+                out[i] = TokenStates(hidden[k, : lengths[k]], offsets[k, : lengths[k]])
+        return out
 
     def export_onnx(self, folder: Path) -> bool:
         """Write the model as ONNX plus its tokenizer and pooling into `folder` for torch-free queries.
@@ -175,12 +203,21 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
 
-    def _batch(self, texts: list[str]) -> np.ndarray:
+    def _hidden(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        return encodings, mask, hidden
+
+    def token_states(self, texts: list[str]) -> list[TokenStates]:
+        encodings, mask, hidden = self._hidden(texts)
+        return [TokenStates(hidden[k, : int(mask[k].sum())], np.array(e.offsets[: int(mask[k].sum())]))
+                for k, e in enumerate(encodings)]
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        _, mask, hidden = self._hidden(texts)
         weights = mask[..., None].astype(np.float32)
         if self.pooling == "cls":
             vectors = hidden[:, 0]

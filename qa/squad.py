@@ -24,24 +24,42 @@ class SquadQuestion:
     source: str  # "<title>#<paragraph index>"
 
 
-def load_squad(path: Path) -> tuple[list[Article], list[SquadQuestion], str]:
-    """(articles, questions, version) of a SQuAD JSON file."""
+@dataclass
+class SquadParagraph:
+    title: str
+    number: int
+    context: str
+    questions: list[tuple[str, str, list[tuple[int, str]]]]  # (id, question, [(answer start, answer text)])
+
+
+def squad_paragraphs(path: Path) -> tuple[list[SquadParagraph], str]:
+    """(paragraphs, version) of a SQuAD JSON file, answers with their character offsets."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         version = str(data.get("version", "1.1"))
-        articles, questions = [], []
+        paragraphs = []
         for entry in data["data"]:
-            title = entry["title"].replace("_", " ")
             for number, paragraph in enumerate(entry["paragraphs"]):
-                source = f"{entry['title']}#{number}"
-                articles.append(article_from_text(source, paragraph["context"], title=title))
-                for qa in paragraph["qas"]:
-                    answers = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
-                    questions.append(SquadQuestion(qa["id"], qa["question"], answers, source))
+                questions = [(qa["id"], qa["question"], [] if qa.get("is_impossible") else
+                              [(int(a["answer_start"]), a["text"]) for a in qa["answers"]])
+                             for qa in paragraph["qas"]]
+                paragraphs.append(SquadParagraph(entry["title"], number, paragraph["context"], questions))
     except OSError as exc:
         raise QAError(f"cannot read {path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise QAError(f"{path} is not a SQuAD v1.1/v2.0 file ({type(exc).__name__}: {exc})") from None
+    return paragraphs, version
+
+
+def load_squad(path: Path) -> tuple[list[Article], list[SquadQuestion], str]:
+    """(articles, questions, version) of a SQuAD JSON file."""
+    paragraphs, version = squad_paragraphs(path)
+    articles, questions = [], []
+    for paragraph in paragraphs:
+        source = f"{paragraph.title}#{paragraph.number}"
+        articles.append(article_from_text(source, paragraph.context, title=paragraph.title.replace("_", " ")))
+        for qid, text, answers in paragraph.questions:
+            questions.append(SquadQuestion(qid, text, [a for _, a in answers], source))
     return articles, questions, version
 
 

@@ -1,0 +1,154 @@
+"""A small trained network that scores where an answer starts and ends in a passage.
+
+It reads the default MiniLM's token vectors of the question and of a passage, encoded apart (so a
+passage's vectors never depend on the question and can be reused), lines every passage token up with
+the question's tokens by attention, marks the tokens whose word the question uses, runs a two-layer
+bidirectional GRU over the passage and scores each token as the answer's first and last. The span
+features of qa/answer.py include these scores. `qa/fit_span_net.py` trains it on SQuAD; inference is
+numpy only, so answering needs no torch when the index has its ONNX export.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.embed import TokenStates
+from qa.retrieve import STOPWORDS
+
+WEIGHTS_FILE = Path(__file__).with_name("span_net.safetensors")
+MAX_ANSWER_TOKENS = 30
+FLOOR = -30.0  # the log-probability of a span the network did not see (past its token limit)
+_WORD = re.compile(r"\w+")
+
+
+def question_words(question: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(question)} - STOPWORDS
+
+
+def real_tokens(states: TokenStates) -> TokenStates:
+    """Without [CLS]/[SEP]-like tokens, which cover no text: the network sees the text's tokens only."""
+    keep = states.offsets[:, 1] > states.offsets[:, 0]
+    return TokenStates(np.asarray(states.vectors[keep], np.float32), np.asarray(states.offsets[keep]))
+
+
+def question_word_marks(text: str, offsets: np.ndarray, words: set[str]) -> np.ndarray:
+    """1 for each token whose whole word (case aside) is one of the question's content words."""
+    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    starts = [s for s, _, _ in spans]
+    marks = np.zeros((len(offsets), 1), np.float32)
+    for k, (a, _) in enumerate(offsets):
+        i = bisect_right(starts, a) - 1
+        if i >= 0 and spans[i][0] <= a < spans[i][1] and spans[i][2] in words:
+            marks[k] = 1.0
+    return marks
+
+
+@dataclass
+class SpanScores:
+    """Per token of one passage: log-probability that the answer starts / ends there."""
+
+    offsets: np.ndarray  # (tokens, 2), relative to the passage text
+    start: np.ndarray
+    end: np.ndarray
+
+    def span(self, first_char: int, end_char: int) -> float:
+        """Log-probability of the span covering characters first_char:end_char of the passage."""
+        i = int(np.searchsorted(self.offsets[:, 1], first_char, side="right"))
+        j = int(np.searchsorted(self.offsets[:, 0], end_char, side="left")) - 1
+        if i >= len(self.offsets) or j < i:
+            return FLOOR
+        return max(float(self.start[i] + self.end[j]), FLOOR)
+
+    def best(self, max_tokens: int = MAX_ANSWER_TOKENS) -> tuple[float, int, int]:
+        """(log-probability, first char, end char) of the passage's likeliest span of up to max_tokens tokens."""
+        if not len(self.start):
+            return FLOOR, 0, 0
+        last = [k + int(self.end[k : k + max_tokens].argmax()) for k in range(len(self.end))]
+        totals = self.start + self.end[last]
+        first = int(totals.argmax())
+        return max(float(totals[first]), FLOOR), int(self.offsets[first, 0]), int(self.offsets[last[first], 1])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+class SpanNet:
+    """The trained network's forward pass in numpy (the same arithmetic as fit_span_net.Network)."""
+
+    def __init__(self, weights: dict[str, np.ndarray]):
+        self.w = {name: np.asarray(value, np.float32) for name, value in weights.items()}
+        self.layers = sum(1 for name in self.w if name.startswith("rnn.weight_ih_l") and "reverse" not in name)
+
+    def _gru(self, x: np.ndarray, suffix: str) -> np.ndarray:
+        """One GRU direction over a padded batch (B, T, D); reverse directions get pre-reversed input."""
+        w_ih, w_hh = self.w[f"rnn.weight_ih_{suffix}"], self.w[f"rnn.weight_hh_{suffix}"]
+        b_ih, b_hh = self.w[f"rnn.bias_ih_{suffix}"], self.w[f"rnn.bias_hh_{suffix}"]
+        size = w_hh.shape[1]
+        from_input = x @ w_ih.T + b_ih
+        h = np.zeros((x.shape[0], size), np.float32)
+        out = np.zeros((x.shape[0], x.shape[1], size), np.float32)
+        for t in range(x.shape[1]):
+            from_state = h @ w_hh.T + b_hh
+            reset = _sigmoid(from_input[:, t, :size] + from_state[:, :size])
+            update = _sigmoid(from_input[:, t, size : 2 * size] + from_state[:, size : 2 * size])
+            new = np.tanh(from_input[:, t, 2 * size :] + reset * from_state[:, 2 * size :])
+            h = (1.0 - update) * new + update * h
+            out[:, t] = h
+        return out
+
+    def scores(self, question: TokenStates, question_text: str, passages: Sequence[TokenStates],
+               passage_texts: Sequence[str]) -> list[SpanScores]:
+        w = self.w
+        question = real_tokens(question)
+        passages = [real_tokens(p) for p in passages]
+        lengths = [len(p.offsets) for p in passages]
+        if not passages or not len(question.offsets) or max(lengths) == 0:
+            return [SpanScores(p.offsets, np.zeros(len(p.offsets)), np.zeros(len(p.offsets))) for p in passages]
+        q = np.maximum(question.vectors @ w["qproj.weight"].T + w["qproj.bias"], 0.0)
+        pooling = (q @ w["qpool.weight"].T + w["qpool.bias"])[:, 0]
+        pooling = np.exp(pooling - pooling.max())
+        question_vector = (pooling / pooling.sum()) @ q
+        words = question_words(question_text)
+        steps = max(lengths)
+        x = np.zeros((len(passages), steps, 3 * q.shape[1] + 1), np.float32)
+        for b, (states, text) in enumerate(zip(passages, passage_texts)):
+            p = np.maximum(states.vectors @ w["proj.weight"].T + w["proj.bias"], 0.0)
+            attention = p @ q.T
+            attention = np.exp(attention - attention.max(axis=1, keepdims=True))
+            aligned = (attention / attention.sum(axis=1, keepdims=True)) @ q
+            x[b, : lengths[b]] = np.concatenate(
+                [p, aligned, p * aligned, question_word_marks(text, states.offsets, words)], axis=1)
+        for layer in range(self.layers):
+            backward_input = np.zeros_like(x)
+            for b, n in enumerate(lengths):
+                backward_input[b, :n] = x[b, :n][::-1]
+            forward = self._gru(x, f"l{layer}")
+            backward_reversed = self._gru(backward_input, f"l{layer}_reverse")
+            backward = np.zeros_like(backward_reversed)
+            for b, n in enumerate(lengths):
+                backward[b, :n] = backward_reversed[b, :n][::-1]
+            x = np.concatenate([forward, backward], axis=2)
+        start = (x @ w["start.weight"].T + w["start.bias"]) @ question_vector
+        end = (x @ w["end.weight"].T + w["end.bias"]) @ question_vector
+        return [SpanScores(states.offsets, _log_softmax(start[b, :n]), _log_softmax(end[b, :n]))
+                for b, (states, n) in enumerate(zip(passages, lengths))]
+
+
+@lru_cache(maxsize=1)
+def load_span_net(path: str = str(WEIGHTS_FILE)) -> SpanNet:
+    from safetensors.numpy import load_file
+
+    return SpanNet(load_file(path))

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from qa.embed import TokenStates
+from qa.span_net import FLOOR, WEIGHTS_FILE, SpanNet, SpanScores, load_span_net, question_word_marks, real_tokens
+
+
+def test_numpy_forward_matches_the_torch_network_it_was_trained_as():
+    torch = pytest.importorskip("torch")
+    from qa.fit_span_net import Example, batch_tensors, network
+
+    torch.manual_seed(1)
+    net = network()(12).eval()
+    rng = np.random.default_rng(0)
+    rows = []
+    for length, text in ((5, "alpha beta gamma delta epsilon"), (3, "beta gamma delta")):
+        offsets = np.array([[6 * k, 6 * k + 5] for k in range(length)])
+        passage = TokenStates(rng.normal(size=(length, 12)).astype(np.float32), offsets)
+        question = TokenStates(rng.normal(size=(4, 12)).astype(np.float32), np.array([[0, 4], [5, 9], [10, 14], [15, 19]]))
+        marks = question_word_marks(text, offsets, {"gamma"})
+        rows.append(Example(passage, question, "what gamma", marks, text, 0, 0, ["x"]))
+    with torch.no_grad():
+        start, end = net(*batch_tensors(rows))
+    ported = SpanNet({k: v.numpy() for k, v in net.state_dict().items()})
+    for b, row in enumerate(rows):
+        scores = ported.scores(row.question, "what gamma", [row.passage], [row.context])[0]
+        n = len(row.passage.offsets)
+        np.testing.assert_allclose(scores.start, torch.log_softmax(start[b, :n], 0).numpy(), atol=1e-4)
+        np.testing.assert_allclose(scores.end, torch.log_softmax(end[b, :n], 0).numpy(), atol=1e-4)
+
+
+def test_a_batch_of_passages_scores_each_as_if_alone():
+    net = load_span_net()
+    rng = np.random.default_rng(2)
+    dim = net.w["proj.weight"].shape[1]
+
+    def states(n):
+        return TokenStates(rng.normal(size=(n, dim)).astype(np.float32), np.array([[2 * k, 2 * k + 1] for k in range(n)]))
+
+    question, short, long = states(3), states(4), states(9)
+    together = net.scores(question, "q", [short, long], ["a b c d", "a b c d e f g h i"])
+    for alone, passage, text in ((together[0], short, "a b c d"), (together[1], long, "a b c d e f g h i")):
+        single = net.scores(question, "q", [passage], [text])[0]
+        np.testing.assert_allclose(alone.start, single.start, atol=1e-5)
+        np.testing.assert_allclose(alone.end, single.end, atol=1e-5)
+
+
+def test_span_lookup_uses_the_tokens_covering_the_characters():
+    offsets = np.array([[0, 3], [4, 9], [9, 12], [13, 17]])  # "The Brook lyn team"
+    scores = SpanScores(offsets, np.log(np.array([0.1, 0.6, 0.2, 0.1])), np.log(np.array([0.1, 0.1, 0.7, 0.1])))
+    assert scores.span(4, 12) == pytest.approx(np.log(0.6) + np.log(0.7))
+    assert scores.span(0, 3) == pytest.approx(np.log(0.1) + np.log(0.1))
+    assert scores.span(20, 25) == FLOOR  # past the last token the network read
+    assert scores.best() == (pytest.approx(np.log(0.6) + np.log(0.7)), 4, 12)
+
+
+def test_question_words_are_marked_by_whole_word_and_special_tokens_are_dropped():
+    text = "Tesla built the engine in Smiljan"
+    offsets = np.array([[0, 0], [0, 5], [6, 11], [12, 15], [16, 22], [23, 25], [26, 29], [29, 33], [0, 0]])
+    states = real_tokens(TokenStates(np.zeros((9, 2), np.float32), offsets))
+    assert len(states.offsets) == 7
+    marks = question_word_marks(text, states.offsets, {"smiljan", "engine"})[:, 0]
+    assert marks.tolist() == [0, 0, 0, 1, 0, 1, 1]
+
+
+def test_the_shipped_weights_are_the_small_file_the_answerer_loads():
+    assert WEIGHTS_FILE.stat().st_size < 2_000_000
+    net = load_span_net()
+    assert net.layers == 2
