@@ -1,9 +1,10 @@
 """Extractive answering: pick the span of the retrieved text that answers the question.
 
 Every answer is a slice of an article; nothing is generated. Candidate spans come from the
-best-matching sentences of the retrieved passages; each gets features (does its kind match
-what the question asks for, how close it sits to the question's words, how well its sentence
-and passage match) and a linear score whose weights live in `answer_weights.json`, fitted by
+best-matching sentences of the retrieved passages (and those holding the span network's likeliest
+span); each gets features (does its kind match what the question asks for, how close it sits to
+the question's words, how well its sentence and passage match, how likely the span network of
+qa/span_net.py finds it) and a linear score whose weights live in `answer_weights.json`, fitted by
 `qa/fit_answer.py`. The best span's calibrated probability of being right is the confidence;
 below the threshold stored with the weights the answerer abstains. `answer_with_reader` lets a
 user's transformers QA model (qa/reader.py) pick the span instead.
@@ -25,6 +26,7 @@ import numpy as np
 
 from qa.chunk import Passage, split_sentences
 from qa.retrieve import STOPWORDS, Hit, s_stem, words
+from qa.span_net import FLOOR, SpanScores
 
 if TYPE_CHECKING:
     from qa.reader import TransformersReader
@@ -455,6 +457,7 @@ class Reading:
     idf: Callable[[str], float]
     embed: Callable[[list[str]], np.ndarray] | None = None
     query_vector: np.ndarray | None = None
+    span_scores: Callable[[Sequence[Passage]], list[SpanScores]] | None = None
 
 
 def candidates(question: Question, reading: Reading) -> list[Candidate]:
@@ -463,7 +466,19 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
     views = sentence_views(question, passages, reading.idf)
     all_sentences = [" " + normalize(" ".join(t.text for t in v.tokens)) + " " for v in views]
     views.sort(key=lambda v: (-(v.overlap + 0.02 / (v.passage_index + 1)), v.passage_index, v.start))
-    views = views[:SENTENCES_CONSIDERED]
+    span_scores = reading.span_scores(passages) if reading.span_scores is not None and passages else None
+    best_span = FLOOR
+    if span_scores is not None:
+        best_spans = [(p_index, *s.best()) for p_index, s in enumerate(span_scores)]
+        best_span = max(logp for _, logp, _, _ in best_spans)
+        # the sentences holding each passage's likeliest span stay, however few question words they share
+        holds_best = {(passages[p_index].source, passages[p_index].start + first) for p_index, _, first, _ in best_spans}
+        views = views[:SENTENCES_CONSIDERED] + [
+            v for v in views[SENTENCES_CONSIDERED:]
+            if any(source == passages[v.passage_index].source and v.start <= first < v.end
+                   for source, first in holds_best)]
+    else:
+        views = views[:SENTENCES_CONSIDERED]
     for rank, view in enumerate(views, 1):
         view.rank = rank
     if embed is not None and query_vector is not None and views:
@@ -507,6 +522,11 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
                 text = _slice(passages[view.passage_index], start, end)
                 feats = _span_features(question, view, i, j, view.passage_index + 1, hit, fused_max,
                                        _mentions(normalize(text), all_sentences))
+                if span_scores is not None:
+                    passage = passages[view.passage_index]
+                    net = span_scores[view.passage_index].span(start - passage.start, end - passage.start)
+                    feats["span_net"] = net / 10
+                    feats["span_net_gap"] = (net - best_span) / 10
                 found.append(Candidate(view.passage_index, (view.start, view.end), start, end, text, feats))
     return found
 
@@ -557,6 +577,8 @@ def confidence_features(best: Mapping[str, float], scores: Sequence[float], ques
         "names_missing": best.get("names_missing", 0.0),
         "passage_names_missing": best.get("passage_names_missing", 0.0),
         "sent_dense": best.get("sent_dense", 0.0),
+        "span_net": best.get("span_net", FLOOR / 10),
+        "span_net_gap": best.get("span_net_gap", FLOOR / 10),
         "type_match": best.get("type_match", 0.0),
         "passage_fused": best.get("passage_fused", 0.0),
         "terms": min(question_terms, 8) / 8,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,9 +19,11 @@ from qa import answer as answerer
 from qa import store
 from qa.chunk import Passage
 from qa.embed import (
+    DEFAULT_ALIASES,
     DEFAULT_MODEL,
     Encoder,
     OnnxEncoder,
+    TokenStates,
     has_onnx_export,
     load_encoder,
     load_onnx_encoder,
@@ -28,11 +31,13 @@ from qa.embed import (
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.reader import load_reader
+from qa.span_net import SpanScores, load_span_net
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
+TOKEN_CACHE_PASSAGES = 512  # passages whose token vectors are kept for later questions (~150 MB at most)
 
 
 class QA:
@@ -50,6 +55,7 @@ class QA:
         self.on_progress = on_progress
         self._loaded: store.LoadedIndex | None = None
         self._retriever: Retriever | None = None
+        self._passage_tokens: OrderedDict[str, TokenStates] = OrderedDict()
 
     # ------------------------------------------------------------------ index
 
@@ -100,6 +106,25 @@ class QA:
         if has_onnx_export(self._loaded.folder):
             return load_onnx_encoder(self._loaded.folder)
         return self.encoder()
+
+    def token_encoder(self) -> Encoder | OnnxEncoder:
+        """The default model, whose token vectors the span network was trained on (the index's own
+        encoder when it is that model, so no torch is loaded for it)."""
+        encoder = self.query_encoder()
+        return encoder if encoder.name in DEFAULT_ALIASES else load_encoder(DEFAULT_MODEL)
+
+    def span_scores(self, question: str, passages: Sequence[Passage]) -> list[SpanScores]:
+        """The span network's start/end scores over each passage; passage vectors are cached."""
+        encoder = self.token_encoder()
+        missing = list(dict.fromkeys(p.text for p in passages if p.text not in self._passage_tokens))
+        for text, states in zip(missing, encoder.token_states(missing) if missing else []):
+            self._passage_tokens[text] = states
+        for p in passages:
+            self._passage_tokens.move_to_end(p.text)
+        while len(self._passage_tokens) > TOKEN_CACHE_PASSAGES:
+            self._passage_tokens.popitem(last=False)
+        return load_span_net().scores(encoder.token_states([question])[0], question,
+                                      [self._passage_tokens[p.text] for p in passages], [p.text for p in passages])
 
     def _embed_query(self, text: str) -> np.ndarray:
         return self.query_encoder().encode([text])[0]
@@ -154,6 +179,7 @@ class QA:
             idf=self._idf,
             embed=lambda texts: self.query_encoder().encode(texts),
             query_vector=self.retriever().query_vector(question),
+            span_scores=lambda passages: self.span_scores(question, passages),
         )
 
     def _hits(self, query: str, k: int, retriever: str, fusion: str, alpha: float, depth: int) -> list[Hit]:

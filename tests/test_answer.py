@@ -125,3 +125,27 @@ def test_names_the_question_gives_but_the_text_lacks_are_counted():
                               ("Who directs Harbour Works and Nordvik Marine?", 0.5)):
         features = [c.features for c in candidates(analyze_question(question), _reading(text, question))]
         assert features and all(f["passage_names_missing"] == missing for f in features)
+
+
+def test_the_span_network_scores_candidates_and_its_best_sentence_is_read():
+    import re
+
+    import numpy as np
+
+    from qa.answer import SENTENCES_CONSIDERED, candidates
+    from qa.span_net import SpanScores
+
+    text = " ".join(f"The harbour ferry sailed on day {k}." for k in range(SENTENCES_CONSIDERED + 2))
+    text += " Nobody expected Orla Quinn."
+    question = "Who sailed the harbour ferry?"
+    offsets = np.array([[m.start(), m.end()] for m in re.finditer(r"\w+|[^\w\s]", text)])
+    first = int(np.nonzero(offsets[:, 0] == text.index("Orla Quinn"))[0][0])
+    start, end = np.full(len(offsets), -20.0), np.full(len(offsets), -20.0)
+    start[first], end[first + 1] = 0.0, 0.0
+    plain = _reading(text, question)
+    assert "Orla Quinn" not in {c.text for c in candidates(analyze_question(question), plain)}
+    with_network = dataclasses.replace(plain, span_scores=lambda passages: [SpanScores(offsets, start, end)])
+    found = {c.text: c.features for c in candidates(analyze_question(question), with_network)}
+    assert found["Orla Quinn"]["span_net"] == 0.0 and found["Orla Quinn"]["span_net_gap"] == 0.0
+    assert found["Orla"]["span_net"] == pytest.approx(-2.0)  # start right, end 20 nats off
+    assert all(f["span_net_gap"] < 0 for text, f in found.items() if text != "Orla Quinn")
