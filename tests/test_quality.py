@@ -18,7 +18,10 @@ from evaluate import GoldError, evaluate, load_gold  # noqa: E402
 from metrics import ranking_metrics  # noqa: E402
 
 MIN_HYBRID_RECALL_AT_5 = 0.97
-MIN_ANSWER_F1 = 0.50
+MIN_ANSWER_F1 = 0.70
+MIN_ANSWER_EM = 0.60
+MIN_SENTENCE_HIT = 0.78
+MAX_ABSTAINED_ANSWERABLE = 5
 MIN_ABSTAIN_RECALL = 1.0
 MAX_ANSWERED_UNANSWERABLE = 0
 
@@ -38,7 +41,9 @@ def test_hybrid_retrieval_gate(report):
 
 def test_answer_gate(report):
     answers = report["answers"]
-    assert answers["f1"] >= MIN_ANSWER_F1
+    assert answers["f1"] >= MIN_ANSWER_F1 and answers["em"] >= MIN_ANSWER_EM
+    assert answers["sentence_hit"] >= MIN_SENTENCE_HIT
+    assert answers["abstained_answerable"] <= MAX_ABSTAINED_ANSWERABLE
     assert answers["abstain_recall"] >= MIN_ABSTAIN_RECALL
     assert answers["answered_unanswerable"] <= MAX_ANSWERED_UNANSWERABLE
     assert 0.0 <= answers["em"] <= answers["f1"] <= 1.0
