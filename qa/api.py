@@ -37,7 +37,7 @@ from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Ret
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
-TOKEN_CACHE_PASSAGES = 512  # passages whose token vectors are kept for later questions (~150 MB at most)
+TOKEN_CACHE_PASSAGES = 512  # passages whose token vectors are kept for later questions (about 200 MB at most)
 
 
 class QA:
