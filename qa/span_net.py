@@ -92,22 +92,32 @@ class SpanNet:
         self.w = {name: np.asarray(value, np.float32) for name, value in weights.items()}
         self.layers = sum(1 for name in self.w if name.startswith("rnn.weight_ih_l") and "reverse" not in name)
 
-    def _gru(self, x: np.ndarray, suffix: str) -> np.ndarray:
-        """One GRU direction over a padded batch (B, T, D); reverse directions get pre-reversed input."""
-        w_ih, w_hh = self.w[f"rnn.weight_ih_{suffix}"], self.w[f"rnn.weight_hh_{suffix}"]
-        b_ih, b_hh = self.w[f"rnn.bias_ih_{suffix}"], self.w[f"rnn.bias_hh_{suffix}"]
-        size = w_hh.shape[1]
-        from_input = x @ w_ih.T + b_ih
-        h = np.zeros((x.shape[0], size), np.float32)
-        out = np.zeros((x.shape[0], x.shape[1], size), np.float32)
+    def _bidirectional(self, x: np.ndarray, lengths: list[int], layer: int) -> np.ndarray:
+        """Both directions of one GRU layer over a padded batch (B, T, D), stepped together (half the
+        Python steps); the backward direction reads each sequence reversed within its own length."""
+        names = (f"l{layer}", f"l{layer}_reverse")
+        w_ih, w_hh, b_ih, b_hh = (np.stack([self.w[f"rnn.{kind}_{name}"] for name in names])
+                                  for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        size = w_hh.shape[2]
+        reversed_x = np.zeros_like(x)
+        for b, n in enumerate(lengths):
+            reversed_x[b, :n] = x[b, :n][::-1]
+        from_input = np.stack([x, reversed_x]) @ w_ih.transpose(0, 2, 1)[:, None] + b_ih[:, None, None]
+        w_hh_t = w_hh.transpose(0, 2, 1)
+        h = np.zeros((2, x.shape[0], size), np.float32)
+        out = np.zeros((2, x.shape[0], x.shape[1], size), np.float32)
         for t in range(x.shape[1]):
-            from_state = h @ w_hh.T + b_hh
-            reset = _sigmoid(from_input[:, t, :size] + from_state[:, :size])
-            update = _sigmoid(from_input[:, t, size : 2 * size] + from_state[:, size : 2 * size])
-            new = np.tanh(from_input[:, t, 2 * size :] + reset * from_state[:, 2 * size :])
+            from_state = h @ w_hh_t + b_hh[:, None]
+            gates = from_input[:, :, t]
+            reset = _sigmoid(gates[..., :size] + from_state[..., :size])
+            update = _sigmoid(gates[..., size : 2 * size] + from_state[..., size : 2 * size])
+            new = np.tanh(gates[..., 2 * size :] + reset * from_state[..., 2 * size :])
             h = (1.0 - update) * new + update * h
-            out[:, t] = h
-        return out
+            out[:, :, t] = h
+        backward = np.zeros_like(out[1])
+        for b, n in enumerate(lengths):
+            backward[b, :n] = out[1, b, :n][::-1]
+        return np.concatenate([out[0], backward], axis=2)
 
     def scores(self, question: TokenStates, question_text: str, passages: Sequence[TokenStates],
                passage_texts: Sequence[str]) -> list[SpanScores]:
@@ -132,15 +142,7 @@ class SpanNet:
             x[b, : lengths[b]] = np.concatenate(
                 [p, aligned, p * aligned, question_word_marks(text, states.offsets, words)], axis=1)
         for layer in range(self.layers):
-            backward_input = np.zeros_like(x)
-            for b, n in enumerate(lengths):
-                backward_input[b, :n] = x[b, :n][::-1]
-            forward = self._gru(x, f"l{layer}")
-            backward_reversed = self._gru(backward_input, f"l{layer}_reverse")
-            backward = np.zeros_like(backward_reversed)
-            for b, n in enumerate(lengths):
-                backward[b, :n] = backward_reversed[b, :n][::-1]
-            x = np.concatenate([forward, backward], axis=2)
+            x = self._bidirectional(x, lengths, layer)
         start = (x @ w["start.weight"].T + w["start.bias"]) @ question_vector
         end = (x @ w["end.weight"].T + w["end.bias"]) @ question_vector
         return [SpanScores(states.offsets, _log_softmax(start[b, :n]), _log_softmax(end[b, :n]))
