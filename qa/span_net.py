@@ -81,6 +81,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
+    if not len(x):
+        return x
     x = x - x.max()
     return x - np.log(np.exp(x).sum())
 

@@ -45,6 +45,16 @@ def test_a_batch_of_passages_scores_each_as_if_alone():
         np.testing.assert_allclose(alone.end, single.end, atol=1e-5)
 
 
+def test_a_passage_without_text_tokens_scores_nothing_and_breaks_nothing():
+    net = load_span_net()
+    dim = net.w["proj.weight"].shape[1]
+    special_only = TokenStates(np.zeros((2, dim), np.float32), np.array([[0, 0], [0, 0]]))
+    words = TokenStates(np.ones((3, dim), np.float32), np.array([[0, 1], [2, 3], [4, 5]]))
+    empty, scored = net.scores(words, "a b", [special_only, words], ["", "a b c"])
+    assert len(empty.start) == 0 and empty.span(0, 1) == FLOOR and empty.best()[0] == FLOOR
+    assert np.exp(scored.start).sum() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_span_lookup_uses_the_tokens_covering_the_characters():
     offsets = np.array([[0, 3], [4, 9], [9, 12], [13, 17]])  # "The Brook lyn team"
     scores = SpanScores(offsets, np.log(np.array([0.1, 0.6, 0.2, 0.1])), np.log(np.array([0.1, 0.1, 0.7, 0.1])))
