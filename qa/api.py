@@ -31,8 +31,8 @@ from qa.embed import (
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.reader import load_reader
-from qa.span_net import SpanScores, load_span_net
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
+from qa.span_net import SpanScores, load_span_net
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -118,9 +118,7 @@ class Encoder:
 
         tokenizer, network = self.model.tokenizer, self.model[0].auto_model
         out: list[TokenStates | None] = [None] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
+        for chosen in _length_batches(texts, batch_size):
             batch = tokenizer([texts[i] for i in chosen], return_offsets_mapping=True, truncation=True, padding=True,
                               max_length=int(self.model.max_seq_length), return_tensors="pt")
             offsets = batch.pop("offset_mapping").numpy()
@@ -213,8 +211,8 @@ class OnnxEncoder:
 
     def token_states(self, texts: list[str]) -> list[TokenStates]:
         encodings, mask, hidden = self._hidden(texts)
-        return [TokenStates(hidden[k, : int(mask[k].sum())], np.array(e.offsets[: int(mask[k].sum())]))
-                for k, e in enumerate(encodings)]
+        lengths = mask.sum(axis=1)
+        return [TokenStates(hidden[k, :n], np.array(e.offsets[:n])) for k, (e, n) in enumerate(zip(encodings, lengths))]
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         _, mask, hidden = self._hidden(texts)
@@ -232,12 +230,17 @@ class OnnxEncoder:
         return _encode_sorted(texts, self.dim, batch_size, on_batch, self._batch)
 
 
-def _encode_sorted(texts: list[str], dim: int, batch_size: int, on_batch, encode_batch) -> np.ndarray:
-    """Encode in batches of similar length (less padding), returning vectors in the input order."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
+def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices of `texts` in batches of similar length (less padding)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
+        yield order[start : start + batch_size]
+
+
+def _encode_sorted(texts: list[str], dim: int, batch_size: int, on_batch, encode_batch) -> np.ndarray:
+    """Encode in batches of similar length, returning vectors in the input order."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for chosen in _length_batches(texts, batch_size):
         out[chosen] = encode_batch([texts[i] for i in chosen])
         if on_batch:
             on_batch(len(chosen))

@@ -169,7 +169,7 @@ def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float
         outcomes.append((len(rows) - 1, bool(c.answers[q]), f1, c.groups[q]))
     names = sorted(rows[0])
     x = np.array([[r[n] for n in names] for r in rows])
-    groups = [c.groups[q] for q in range(len(c.answers)) if c.rows(q).start != c.rows(q).stop]
+    groups = [group for i, _, _, group in outcomes if i is not None]  # the data set of each row
     sizes = collections.Counter(groups)
     balance = np.array([len(groups) / (len(sizes) * sizes[g]) for g in groups])  # each data set weighs the same
     model = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False).fit(x, np.array(targets),
