@@ -467,11 +467,10 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
     all_sentences = [" " + normalize(" ".join(t.text for t in v.tokens)) + " " for v in views]
     views.sort(key=lambda v: (-(v.overlap + 0.02 / (v.passage_index + 1)), v.passage_index, v.start))
     span_scores = reading.span_scores(passages) if reading.span_scores is not None and passages else None
-    best_span = best_raw = FLOOR
+    best_span = FLOOR
     if span_scores is not None:
         best_spans = [(p_index, *s.best()) for p_index, s in enumerate(span_scores)]
         best_span = max(logp for _, logp, _, _ in best_spans)
-        best_raw = max(logp + span_scores[p_index].log_norm for p_index, logp, _, _ in best_spans)
         # the sentences holding each passage's likeliest span stay, however few question words they share
         holds_best = {(passages[p_index].source, passages[p_index].start + first) for p_index, _, first, _ in best_spans}
         views = views[:SENTENCES_CONSIDERED] + [
@@ -525,11 +524,9 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
                                        _mentions(normalize(text), all_sentences))
                 if span_scores is not None:
                     passage = passages[view.passage_index]
-                    scores = span_scores[view.passage_index]
-                    net = scores.span(start - passage.start, end - passage.start)
+                    net = span_scores[view.passage_index].span(start - passage.start, end - passage.start)
                     feats["span_net"] = net / 10
                     feats["span_net_gap"] = (net - best_span) / 10
-                    feats["span_net_raw_gap"] = max(net + scores.log_norm - best_raw, FLOOR) / 10
                 found.append(Candidate(view.passage_index, (view.start, view.end), start, end, text, feats))
     return found
 
@@ -582,7 +579,6 @@ def confidence_features(best: Mapping[str, float], scores: Sequence[float], ques
         "sent_dense": best.get("sent_dense", 0.0),
         "span_net": best.get("span_net", FLOOR / 10),
         "span_net_gap": best.get("span_net_gap", FLOOR / 10),
-        "span_net_raw_gap": best.get("span_net_raw_gap", FLOOR / 10),
         "type_match": best.get("type_match", 0.0),
         "passage_fused": best.get("passage_fused", 0.0),
         "terms": min(question_terms, 8) / 8,

@@ -1,7 +1,6 @@
 """A small trained network that scores where an answer starts and ends in a passage.
 
-It reads the default MiniLM's token vectors (its last layer's and a middle one's, qa/embed.py
-MIDDLE_LAYER) of the question and of a passage, encoded apart (so a
+It reads the default MiniLM's token vectors of the question and of a passage, encoded apart (so a
 passage's vectors never depend on the question and can be reused), lines every passage token up with
 the question's tokens by attention, marks the tokens whose word the question uses, runs a two-layer
 bidirectional GRU over the passage and scores each token as the answer's first and last. The span
@@ -58,10 +57,6 @@ class SpanScores:
     offsets: np.ndarray  # (tokens, 2), relative to the passage text
     start: np.ndarray
     end: np.ndarray
-    log_norm: float = 0.0
-    """What the softmaxes took off: a span's log-probability plus this is the network's raw score,
-    which unlike the probability (that of a span within its own passage) can be compared across
-    passages, as DrQA compared spans of different paragraphs."""
 
     def span(self, first_char: int, end_char: int) -> float:
         """Log-probability of the span covering characters first_char:end_char of the passage."""
@@ -85,11 +80,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _log_sum_exp(x: np.ndarray) -> float:
+def _log_softmax(x: np.ndarray) -> np.ndarray:
     if not len(x):
-        return 0.0
-    top = float(x.max())
-    return top + float(np.log(np.exp(x - top).sum()))
+        return x
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
 
 
 class SpanNet:
@@ -152,12 +147,8 @@ class SpanNet:
             x = self._bidirectional(x, lengths, layer)
         start = (x @ w["start.weight"].T + w["start.bias"]) @ question_vector
         end = (x @ w["end.weight"].T + w["end.bias"]) @ question_vector
-        out = []
-        for b, (states, n) in enumerate(zip(passages, lengths)):
-            start_norm, end_norm = _log_sum_exp(start[b, :n]), _log_sum_exp(end[b, :n])
-            out.append(SpanScores(states.offsets, start[b, :n] - start_norm, end[b, :n] - end_norm,
-                                  start_norm + end_norm))
-        return out
+        return [SpanScores(states.offsets, _log_softmax(start[b, :n]), _log_softmax(end[b, :n]))
+                for b, (states, n) in enumerate(zip(passages, lengths))]
 
 
 @lru_cache(maxsize=1)
