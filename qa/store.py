@@ -27,7 +27,6 @@ import numpy as np
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
 from qa.embed import (
-    MIDDLE_LAYER,
     ONNX_CONFIG,
     ONNX_FILES,
     file_sha256,
@@ -36,7 +35,7 @@ from qa.embed import (
 )
 from qa.errors import QAError
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"
@@ -391,8 +390,7 @@ def _reusable_model_export(live: Path | None, model_name: str, weights: str | No
         config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    wanted = (model_name, weights, MIDDLE_LAYER)
-    return live if (config.get("model"), config.get("weights_sha256"), config.get("middle_layer")) == wanted else None
+    return live if (config.get("model"), config.get("weights_sha256")) == (model_name, weights) else None
 
 
 def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], vectors: np.ndarray,
