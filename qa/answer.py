@@ -468,17 +468,16 @@ def candidates(question: Question, reading: Reading) -> list[Candidate]:
     views.sort(key=lambda v: (-(v.overlap + 0.02 / (v.passage_index + 1)), v.passage_index, v.start))
     span_scores = reading.span_scores(passages) if reading.span_scores is not None and passages else None
     best_span = FLOOR
+    kept = views[:SENTENCES_CONSIDERED]
     if span_scores is not None:
         best_spans = [(p_index, *s.best()) for p_index, s in enumerate(span_scores)]
         best_span = max(logp for _, logp, _, _ in best_spans)
         # the sentences holding each passage's likeliest span stay, however few question words they share
         holds_best = {(passages[p_index].source, passages[p_index].start + first) for p_index, _, first, _ in best_spans}
-        views = views[:SENTENCES_CONSIDERED] + [
-            v for v in views[SENTENCES_CONSIDERED:]
-            if any(source == passages[v.passage_index].source and v.start <= first < v.end
-                   for source, first in holds_best)]
-    else:
-        views = views[:SENTENCES_CONSIDERED]
+        kept += [v for v in views[SENTENCES_CONSIDERED:]
+                 if any(source == passages[v.passage_index].source and v.start <= first < v.end
+                        for source, first in holds_best)]
+    views = kept
     for rank, view in enumerate(views, 1):
         view.rank = rank
     if embed is not None and query_vector is not None and views:
