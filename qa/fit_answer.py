@@ -22,6 +22,8 @@ lists candidate spans with their features (nothing here is specific to any quest
    (MIN_NO_ANSWER). Maximizing SQuAD 2.0's overall F1 instead was tried: with squad2-dev-a's
    54% unanswerable questions it abstains on most answerable ones too (threshold 0.33).
 With --gold, a gold JSON-lines file (eval/gold.jsonl) joins the data as a set of its own.
+With --folds K it also prints figures on articles the fit never saw (K folds of articles, each
+answered by weights fitted on the others), the honest counterpart of the in-sample ones.
 The candidates' features are cached (`--cache`, plain .npz and JSON) so a refit after changing
 only this script does not run the pipeline again.
 """
@@ -57,33 +59,43 @@ class Collected:
     answers: list[list[str]]  # gold answers per question ([] = unanswerable)
     terms: list[int]  # content terms per question
     groups: list[str]  # data set of each question
+    units: list[str]  # what a cross-validation fold holds out whole: the SQuAD article, or the gold question
 
     def rows(self, q: int) -> slice:
         return slice(int(self.offsets[q]), int(self.offsets[q + 1]))
 
+    def subset(self, questions: list[int]) -> Collected:
+        rows = np.concatenate([np.arange(self.offsets[q], self.offsets[q + 1]) for q in questions])
+        sizes = [int(self.offsets[q + 1] - self.offsets[q]) for q in questions]
+        return Collected(self.names, self.matrix[rows], np.concatenate([[0], np.cumsum(sizes)]), self.labels[rows],
+                         [self.texts[i] for i in rows], [self.answers[q] for q in questions],
+                         [self.terms[q] for q in questions], [self.groups[q] for q in questions],
+                         [self.units[q] for q in questions])
+
 
 def sources(data_files: list[Path], per_file: int, seed: int, index_root: Path,
-            gold: Path | None, gold_corpus: Path) -> list[tuple[str, QA, list[tuple[str, list[str]]]]]:
-    """(group name, pipeline, [(question, gold answers)]) for each data set to learn from."""
+            gold: Path | None, gold_corpus: Path) -> list[tuple[str, QA, list[tuple[str, list[str], str]]]]:
+    """(group name, pipeline, [(question, gold answers, unit)]) for each data set to learn from; the
+    gold file's questions are their own units, as such a file covers too few articles to hold any out whole."""
     out = []
     for path in data_files:
         articles, questions, _ = load_squad(path)
         questions = random.Random(seed).sample(questions, min(per_file, len(questions)))
         qa = QA(articles, index_root / f"eval-{path.stem}", on_notice=lambda m: typer.echo(m, err=True))
-        out.append((path.stem, qa, [(q.question, q.answers) for q in questions]))
+        out.append((path.stem, qa, [(q.question, q.answers, q.source.split("#")[0]) for q in questions]))
     if gold is not None:
         qa = QA(gold_corpus, index_root / "eval-gold", on_notice=lambda m: typer.echo(m, err=True))
-        out.append((gold.stem, qa, [(r["question"], r["answers"]) for r in load_gold(gold)]))
+        out.append((gold.stem, qa, [(r["question"], r["answers"], r["id"]) for r in load_gold(gold)]))
     return out
 
 
-def collect(groups: list[tuple[str, QA, list[tuple[str, list[str]]]]]) -> Collected:
+def collect(groups: list[tuple[str, QA, list[tuple[str, list[str], str]]]]) -> Collected:
     """Run the pipeline on every question and keep every candidate's features, sparsely."""
     columns: dict[str, int] = {}
     data, indices, indptr = [], [], [0]
-    offsets, labels, texts, answers, terms, names = [0], [], [], [], [], []
+    offsets, labels, texts, answers, terms, names, units = [0], [], [], [], [], [], []
     for group, qa, questions in groups:
-        for number, (text, gold_answers) in enumerate(questions, 1):
+        for number, (text, gold_answers, unit) in enumerate(questions, 1):
             question = answerer.analyze_question(text)
             gold = {answerer.normalize(a) for a in gold_answers}
             for candidate in answerer.candidates(question, qa.reading(text)):
@@ -97,12 +109,13 @@ def collect(groups: list[tuple[str, QA, list[tuple[str, list[str]]]]]) -> Collec
             answers.append(gold_answers)
             terms.append(len(question.term_set))
             names.append(group)
+            units.append(unit)
             if number % 250 == 0:
                 typer.echo(f"{group}: {number}/{len(questions)} questions", err=True)
     matrix = sparse.csr_matrix((np.array(data, np.float32), np.array(indices, np.int32), np.array(indptr, np.int64)),
                                shape=(len(labels), len(columns)))
     features = sorted(columns, key=columns.get)
-    return Collected(features, matrix, np.array(offsets), np.array(labels, bool), texts, answers, terms, names)
+    return Collected(features, matrix, np.array(offsets), np.array(labels, bool), texts, answers, terms, names, units)
 
 
 def save(collected: Collected, folder: Path) -> None:
@@ -112,7 +125,7 @@ def save(collected: Collected, folder: Path) -> None:
              offsets=collected.offsets, labels=collected.labels)
     (folder / "meta.json").write_text(json.dumps({
         "names": collected.names, "texts": collected.texts, "answers": collected.answers, "terms": collected.terms,
-        "groups": collected.groups,
+        "groups": collected.groups, "units": collected.units,
     }, ensure_ascii=False), encoding="utf-8")
 
 
@@ -121,7 +134,7 @@ def load(folder: Path) -> Collected:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     matrix = sparse.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
     return Collected(meta["names"], matrix, arrays["offsets"], arrays["labels"], meta["texts"], meta["answers"],
-                     meta["terms"], meta["groups"])
+                     meta["terms"], meta["groups"], meta["units"])
 
 
 def fit_span_scorer(c: Collected) -> np.ndarray:
@@ -149,35 +162,68 @@ def fit_span_scorer(c: Collected) -> np.ndarray:
     return result.x
 
 
-def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float]:
-    """Calibration weights and the abstention threshold, from the best span of every question."""
-    from sklearn.linear_model import LogisticRegression
-
-    rows, targets, outcomes = [], [], []
+def best_spans(c: Collected, w: np.ndarray) -> list[tuple[dict[str, float] | None, float]]:
+    """Per question, the confidence features of the span the weights rank first (None when there is
+    no candidate) and that span's F1 against the gold answers (0 for unanswerable questions)."""
+    out = []
     for q in range(len(c.answers)):
         rows_q = c.rows(q)
         if rows_q.start == rows_q.stop:
-            outcomes.append((None, bool(c.answers[q]), 0.0, c.groups[q]))
+            out.append((None, 0.0))
             continue
         scores = c.matrix[rows_q] @ w
         best = int(np.argmax(scores))
         row = c.matrix[rows_q.start + best]
         features = {c.names[j]: float(v) for j, v in zip(row.indices, row.data)}
         f1 = best_over_gold(c.texts[rows_q.start + best], c.answers[q])[1] if c.answers[q] else 0.0
-        rows.append(answerer.confidence_features(features, scores, c.terms[q]))
-        targets.append(f1 >= 0.5)
-        outcomes.append((len(rows) - 1, bool(c.answers[q]), f1, c.groups[q]))
-    names = sorted(rows[0])
-    x = np.array([[r[n] for n in names] for r in rows])
-    groups = [group for i, _, _, group in outcomes if i is not None]  # the data set of each row
-    sizes = collections.Counter(groups)
-    balance = np.array([len(groups) / (len(sizes) * sizes[g]) for g in groups])  # each data set weighs the same
-    model = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False).fit(x, np.array(targets),
-                                                                             sample_weight=balance)
-    probabilities = model.predict_proba(x)[:, 1]
-    scored = [(0.0 if i is None else float(probabilities[i]), answerable, f1, group)
-              for i, answerable, f1, group in outcomes]
+        out.append((answerer.confidence_features(features, scores, c.terms[q]), f1))
+    return out
+
+
+def fit_confidence(c: Collected, w: np.ndarray) -> tuple[dict[str, float], float]:
+    """Calibration weights and the abstention threshold, from the best span of every question."""
+    from sklearn.linear_model import LogisticRegression
+
+    spans = best_spans(c, w)
+    fitted = [q for q, (features, _) in enumerate(spans) if features is not None]
+    names = sorted(spans[fitted[0]][0])
+    x = np.array([[spans[q][0][n] for n in names] for q in fitted])
+    sizes = collections.Counter(c.groups[q] for q in fitted)
+    balance = np.array([len(fitted) / (len(sizes) * sizes[c.groups[q]]) for q in fitted])  # each data set weighs the same
+    model = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False).fit(
+        x, np.array([spans[q][1] >= 0.5 for q in fitted]), sample_weight=balance)
+    probability = dict(zip(fitted, model.predict_proba(x)[:, 1]))
+    scored = [(float(probability.get(q, 0.0)), bool(c.answers[q]), spans[q][1], c.groups[q])
+              for q in range(len(c.answers))]
     return {n: round(float(v), 5) for n, v in zip(names, model.coef_[0])}, choose_threshold(scored)
+
+
+def cross_validate(c: Collected, folds: int) -> dict[str, dict[str, float]]:
+    """Figures per data set on questions whose article the fit never saw: the units (articles) are
+    dealt into folds, and each fold is answered by weights fitted on the others, as a new corpus
+    would be."""
+    fold_of = {unit: i % folds for i, unit in enumerate(sorted(set(c.units)))}
+    outcomes: dict[str, list[tuple[bool, float, bool]]] = collections.defaultdict(list)
+    for fold in range(folds):
+        train = c.subset([q for q, unit in enumerate(c.units) if fold_of[unit] != fold])
+        test = c.subset([q for q, unit in enumerate(c.units) if fold_of[unit] == fold])
+        w = fit_span_scorer(train)
+        confidence, threshold = fit_confidence(train, w)
+        for q, (features, f1) in enumerate(best_spans(test, w)):
+            answered = features is not None and answerer.calibrated(features, confidence) >= threshold
+            outcomes[test.groups[q]].append((bool(test.answers[q]), f1, answered))
+    figures = {}
+    for group, rows in sorted(outcomes.items()):
+        answerable = [(f1, answered) for has, f1, answered in rows if has]
+        unanswerable = [answered for has, _, answered in rows if not has]
+        figures[group] = {
+            "questions": len(rows),
+            "best_span_f1": round(float(np.mean([f1 for f1, _ in answerable])), 3),
+            "has_answer_f1": round(float(np.mean([f1 * answered for f1, answered in answerable])), 3),
+            "abstained_answerable": sum(not answered for _, answered in answerable),
+            "no_answer_accuracy": round(float(np.mean([not a for a in unanswerable])), 3) if unanswerable else None,
+        }
+    return figures
 
 
 def choose_threshold(scored: list[tuple[float, bool, float, str]]) -> float:
@@ -203,12 +249,15 @@ def main(
     gold: Optional[Path] = typer.Option(None, help="Also learn from a gold JSON-lines file (e.g. eval/gold.jsonl)."),
     gold_corpus: Path = typer.Option(Path("seeds"), help="The articles that gold file is about."),
     out: Path = typer.Option(answerer.WEIGHTS_FILE, help="Weights file to write."),
+    folds: int = typer.Option(0, help="Also print figures cross-validated over this many folds of articles."),
 ) -> None:
     if reuse_cache:
         collected = load(cache)
     else:
         collected = collect(sources(data, per_file, seed, index_root, gold, gold_corpus))
         save(collected, cache)
+    if folds > 1:
+        typer.echo(json.dumps(cross_validate(collected, folds), indent=1))
     w = fit_span_scorer(collected)
     weights = {n: round(float(v), 5) for n, v in zip(collected.names, w) if abs(v) > 1e-5}
     confidence, threshold = fit_confidence(collected, w)
