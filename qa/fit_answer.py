@@ -202,7 +202,9 @@ def cross_validate(c: Collected, folds: int) -> dict[str, dict[str, float]]:
     """Figures per data set on questions whose article the fit never saw: the units (articles) are
     dealt into folds, and each fold is answered by weights fitted on the others, as a new corpus
     would be."""
-    fold_of = {unit: i % folds for i, unit in enumerate(sorted(set(c.units)))}
+    units = sorted(set(c.units))
+    folds = min(folds, len(units))  # no fold left empty
+    fold_of = {unit: i % folds for i, unit in enumerate(units)}
     outcomes: dict[str, list[tuple[bool, float, bool]]] = collections.defaultdict(list)
     for fold in range(folds):
         train = c.subset([q for q, unit in enumerate(c.units) if fold_of[unit] != fold])

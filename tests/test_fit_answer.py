@@ -51,6 +51,11 @@ def test_cross_validation_scores_every_question_once_on_held_out_articles():
     assert 0.0 <= figures["no_answer_accuracy"] <= 1.0
 
 
+def test_more_folds_than_articles_leaves_none_empty():
+    c = synthetic(units=5)
+    assert fit_answer.cross_validate(c, folds=10)["synthetic"]["questions"] == len(c.answers)
+
+
 def test_cross_validation_never_trains_on_the_articles_it_scores(monkeypatch):
     trained_on = []
     fit = fit_answer.fit_span_scorer
