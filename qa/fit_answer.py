@@ -254,7 +254,11 @@ def main(
     folds: int = typer.Option(0, help="Also print figures cross-validated over this many folds of articles."),
 ) -> None:
     if reuse_cache:
-        collected = load(cache)
+        try:
+            collected = load(cache)
+        except (OSError, KeyError) as exc:  # no cache, or one written before a field was added
+            typer.echo(f"error: cannot reuse the cache in {cache} ({exc}); run without --reuse-cache", err=True)
+            raise typer.Exit(1) from None
     else:
         collected = collect(sources(data, per_file, seed, index_root, gold, gold_corpus))
         save(collected, cache)

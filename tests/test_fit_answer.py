@@ -70,3 +70,14 @@ def test_cross_validation_never_trains_on_the_articles_it_scores(monkeypatch):
     assert len(trained_on) == 4
     for unit in set(c.units):  # each article is left out of exactly one fold's training
         assert sum(unit in units for units in trained_on) == 3
+
+
+def test_reusing_a_missing_cache_is_a_one_line_error(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.command()(fit_answer.main)
+    result = CliRunner().invoke(app, ["--data", "x.json", "--reuse-cache", "--cache", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "cannot reuse the cache" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, KeyError)
