@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from qa.chunk import Passage, split_sentences
+from qa.ingest import byline_span, dateline_span
 from qa.retrieve import STOPWORDS, Hit, s_stem, words
 from qa.span_net import FLOOR, SpanScores
 
@@ -627,21 +628,28 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def _abstention(question_text: str, confidence: float) -> Answer:
+    return Answer(question_text, None, confidence, None, None, None, None, [])
+
+
 def answer(question_text: str, reading: Reading, model: Model | None = None) -> Answer:
     """The best supported span of the passages read, or an abstention."""
     model = model or load_model()
     question = analyze_question(question_text)
+    fact = article_fact(question, reading)
+    if fact is not None:
+        return fact if fact.confidence >= model.threshold else _abstention(question_text, fact.confidence)
     found = candidates(question, reading)
     passages = reading.passages
     if not found:
-        return Answer(question_text, None, 0.0, None, None, None, None, [])
+        return _abstention(question_text, 0.0)
     scores = [score(c.features, model.weights) for c in found]
     for candidate, value in zip(found, scores):
         candidate.score = value
     best = max(found, key=lambda c: (c.score, -c.passage_index, -c.start))
     confidence = calibrated(confidence_features(best.features, scores, len(question.term_set)), model.confidence)
     if confidence < model.threshold:
-        return Answer(question_text, None, confidence, None, None, None, None, [])
+        return _abstention(question_text, confidence)
     citations = _citations(best, found, passages)
     sentence = _slice(passages[best.passage_index], *best.sentence)
     return Answer(question_text, best.text, confidence, sentence, best.sentence[0], best.start, best.end, citations)
@@ -666,11 +674,60 @@ def answer_with_reader(question_text: str, reading: Reading, reader: "Transforme
             found.append(Candidate(index, sentence, passage.start + start, passage.start + end,
                                    passage.text[start:end], {}, span.probability))
     if not found:
-        return Answer(question_text, None, 0.0, None, None, None, None, [])
+        return _abstention(question_text, 0.0)
     best = max(found, key=lambda c: (c.score, -c.passage_index, -c.start))
     sentence = _slice(reading.passages[best.passage_index], *best.sentence)
     return Answer(question_text, best.text, best.score, sentence, best.sentence[0], best.start, best.end,
                   _citations(best, found, reading.passages))
+
+
+# ----------------------------------------------------------------------------- questions about an article
+
+_ARTICLE_NOUNS = {"article", "articles", "column", "editorial", "byline"}
+_AUTHORING = {"wrote", "write", "writes", "written", "author", "authored", "authors", "penned", "writer", "reporter"}
+_PUBLISHING = {"published", "publish", "posted", "dated", "appeared", "released", "written", "ran"}
+
+
+def asks_about_article(question: Question) -> str | None:
+    """"author" or "published" when the question asks who wrote an article or when it came out: the
+    article's byline or dateline answers that, not the story it tells."""
+    if not question.word_set & _ARTICLE_NOUNS:
+        return None
+    if question.wh == "who" and question.word_set & _AUTHORING:
+        return "author"
+    if question.wh == "when" and question.word_set & _PUBLISHING:
+        return "published"
+    return None
+
+
+def article_fact(question: Question, reading: Reading) -> Answer | None:
+    """The byline or dateline of the article the question is about, when a passage read holds it.
+
+    That article is the one holding most of the retrieval score of the passages read, and its share
+    of it is the confidence: the header itself is read, not guessed; which article is meant is not.
+    """
+    fact = asks_about_article(question)
+    if fact is None or not reading.passages:
+        return None
+    share: dict[str, float] = {}
+    for hit, passage in zip(reading.hits, reading.passages):
+        share[passage.source] = share.get(passage.source, 0.0) + max(hit.score, 0.0)
+    total = sum(share.values())
+    article = max(share, key=share.get)
+    find = byline_span if fact == "author" else dateline_span
+    for passage in reading.passages:
+        span = find(passage.text, passage.start) if passage.source == article else None
+        if span is None:
+            continue
+        line_start = passage.text.rfind("\n", 0, span[0]) + 1
+        line_end = passage.text.find("\n", span[1])
+        line_end = len(passage.text) if line_end < 0 else line_end
+        start, end = passage.start + span[0], passage.start + span[1]
+        quote = passage.text[span[0] : span[1]]
+        return Answer(question.text, quote, share[article] / total if total > 0 else 0.0,
+                      passage.text[line_start:line_end], passage.start + line_start, start, end,
+                      [Citation(passage.source, passage.title, passage.date, start, end, quote)])
+    return None
 
 
 def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:

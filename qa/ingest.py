@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Iterator
 
 from qa.errors import QAError
 
@@ -187,6 +188,7 @@ _COMMENT_FORM = re.compile(
     r"|you may also like|more from|subscribe to|sign up for)",
     re.IGNORECASE,
 )
+_DATE_LINE = re.compile(r"^\s*date[:\s]+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
@@ -196,12 +198,16 @@ def _is_prose(line: str) -> bool:
 
 
 def body_span(text: str) -> tuple[int, int]:
-    """Where the article proper lies: trailing link lists, labels and comment forms are cut.
+    """Where the article proper lies: a leading `date YYYY-MM-DD` field and trailing link lists,
+    labels and comment forms are cut.
 
-    Walks back from the end over lines that are not prose (short link-like titles, section
-    labels, comment-form boilerplate). If that would cut everything, nothing is cut.
+    The date field is metadata (kept as `Article.date`), not text an answer may quote. From the
+    end, walks back over lines that are not prose (short link-like titles, section labels,
+    comment-form boilerplate). If that would cut everything, nothing is cut.
     """
-    start = len(text) - len(text.lstrip())
+    date_field = _DATE_LINE.match(text)
+    start = date_field.end() if date_field else 0
+    start += len(text[start:]) - len(text[start:].lstrip())
     end = len(text.rstrip())
     for match in reversed(list(re.finditer(r"[^\n]*\S[^\n]*", text))):
         if _is_prose(match.group().strip()):
@@ -212,7 +218,6 @@ def body_span(text: str) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- metadata
 
-_DATE_LINE = re.compile(r"^\s*date[:\s]+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DATELINE = re.compile(
     r"\b(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+(?P<day>\d{1,2}),\s+(?P<year>\d{4})\b"
@@ -220,21 +225,54 @@ _DATELINE = re.compile(
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 
 
+HEADER_CHARS = 1000
+"""An article's byline and dateline are looked for this near its top."""
+_NAME = r"[A-Z][\w'’.-]*(?:[ \t]+[A-Z][\w'’.-]*)*"
+_NEXT_NAME = rf"(?:,[ \t]*|[ \t]+and[ \t]+)(?!{_DATELINE.pattern})"  # "By Jane Roe, Apr 2, 2025": a date ends the names
+_BYLINE = re.compile(rf"[ \t]*(?:By|BY)[ \t]+({_NAME}(?:{_NEXT_NAME}{_NAME})*)")
+_HEADER_LINE_WORDS = 12
+"""A byline or dateline is a short line; "By Monday, the company had ..." opens a sentence instead."""
+
+
+def _header_lines(text: str, offset: int) -> Iterator[re.Match]:
+    """The short lines of `text` (which starts `offset` characters into its article) in the header."""
+    for line in re.finditer(r"[^\n]+", text[: max(HEADER_CHARS - offset, 0)]):
+        if len(line.group().split()) <= _HEADER_LINE_WORDS:
+            yield line
+
+
+def dateline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
+    """Offsets in `text` of the first date its header writes out ("Jun 13, 2024" or 2024-06-13)."""
+    for line in _header_lines(text, offset):
+        found = _DATELINE.search(line.group()) or _ISO_DATE.search(line.group())
+        if found:
+            return line.start() + found.start(), line.start() + found.end()
+    return None
+
+
+def byline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
+    """Offsets in `text` of the author names of a "By ..." line in its header."""
+    for line in _header_lines(text, offset):
+        found = _BYLINE.match(line.group())
+        if found:
+            return line.start() + found.start(1), line.start() + found.end(1)
+    return None
+
+
 def find_date(text: str) -> str | None:
     """ISO date an article states near its top: a `date YYYY-MM-DD` line or a dateline."""
-    head = text[:1500]
-    m = _DATE_LINE.match(head)
-    if m:
-        return m.group(1)
-    for line in head.splitlines()[:8]:
-        m = _DATELINE.search(line)
-        if m:
-            month = _MONTHS.index(m.group("mon")[:3].lower()) + 1
-            return f"{int(m.group('year')):04d}-{month:02d}-{int(m.group('day')):02d}"
-        m = _ISO_DATE.search(line)
-        if m and len(line.split()) <= 12:
-            return m.group(0)
-    return None
+    field = _DATE_LINE.match(text)
+    if field:
+        return field.group(1)
+    span = dateline_span(text)
+    if span is None:
+        return None
+    written = text[span[0] : span[1]]
+    m = _DATELINE.fullmatch(written)
+    if m is None:
+        return written
+    month = _MONTHS.index(m.group("mon")[:3].lower()) + 1
+    return f"{int(m.group('year')):04d}-{month:02d}-{int(m.group('day')):02d}"
 
 
 def shorten(text: str, limit: int = TITLE_MAX_CHARS) -> str:

@@ -35,7 +35,9 @@ from qa.embed import (
 )
 from qa.errors import QAError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+"""Raised whenever what an index holds changes, including the passages ingest and chunking cut (4: a
+leading `date` field is no longer body text), so an older index is rebuilt rather than trusted."""
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"

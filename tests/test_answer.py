@@ -8,6 +8,8 @@ from qa.answer import (
     Reading,
     analyze_question,
     answer,
+    article_fact,
+    asks_about_article,
     candidate_kinds,
     load_model,
     normalize,
@@ -79,6 +81,47 @@ def test_answer_is_a_span_of_the_passage_with_absolute_offsets():
 def test_no_candidates_means_no_answer():
     result = answer("Who won?", _reading("...", "Who won?"), model=load_model())
     assert result.answer is None and result.citations == []
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("Who wrote the article about the ferry strike?", "author"),
+    ("Who is the author of this article?", "author"),
+    ("When was the article on the new library published?", "published"),
+    ("On what date was the column posted?", "published"),
+    ("Who wrote the novel the film is based on?", None),  # no article named
+    ("Who signed the article of the treaty?", None),  # an article, but not its writer
+    ("What did the article say about prices?", None),
+])
+def test_questions_about_the_article_itself(question, fact):
+    assert asks_about_article(analyze_question(question)) == fact
+
+
+def _header_reading(passages: list[tuple[str, int, str, float]]) -> Reading:
+    """A reading of (source, start, text, fused score) passages, without encoder or span network."""
+    read = [Passage(source, source.upper(), None, start, start + len(text), text) for source, start, text, _ in passages]
+    hits = [Hit(i, score) for i, (*_, score) in enumerate(passages)]
+    return Reading(hits=hits, passages=read, idf=lambda t: 1.0)
+
+
+def test_who_wrote_the_article_is_answered_from_its_byline():
+    header = "Ferries halted as crews strike\n\nBy Jane Roe and Omar Haddad, Mar 2, 2025\n\nCrews walked out."
+    reading = _header_reading([("b.txt", 0, "By Lee Park\n\nA story about cider.", 0.4),
+                               ("a.txt", 40, header, 0.9), ("a.txt", 400, "Talks resume Monday.", 0.5)])
+    result = answer("Who wrote the article about the ferry strike?", reading)
+    assert result.answer == "Jane Roe and Omar Haddad"
+    citation = result.citations[0]
+    assert (citation.source, header[citation.start - 40 : citation.end - 40]) == ("a.txt", result.answer)
+    assert result.sentence == "By Jane Roe and Omar Haddad, Mar 2, 2025"
+    assert result.confidence == pytest.approx(1.4 / 1.8)
+    dated = answer("When was the article about the ferry strike published?", reading)
+    assert dated.answer == "Mar 2, 2025"
+
+
+def test_a_byline_deep_in_an_article_is_not_its_header():
+    question = analyze_question("Who wrote the article?")
+    assert asks_about_article(question) == "author"
+    assert article_fact(question, _header_reading([("a.txt", 5000, "By Jane Roe\n\nCrews walked out.", 1.0)])) is None
+    assert article_fact(question, _header_reading([("a.txt", 50, "By Jane Roe\n\nCrews walked out.", 1.0)])) is not None
 
 
 @pytest.mark.parametrize("text, start, end, expected", [

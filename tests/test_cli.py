@@ -92,6 +92,8 @@ def test_page_furniture_is_never_returned(seeds_index):
     ("How much did the library repairs cost?", "library_reopens.html", "2.4 million dollars"),
     ("When was the apple festival founded?", "orchard_festival.md", "1962"),
     ("Who is the head librarian?", "library_reopens.html", "Grace Okafor"),
+    ("Who wrote the article about the library reopening?", "library_reopens.html", "Tomas Reyes"),
+    ("When was the article about the new ferry terminal published?", "harbor_ferry.txt", "2025-03-14"),
 ])
 def test_articles_never_seen_before(unseen_index, question, source, expected):
     corpus, index = unseen_index
@@ -110,6 +112,11 @@ def unseen_index(tmp_path_factory):
     corpus = tmp_path_factory.mktemp("unseen") / "corpus"
     shutil.copytree(UNSEEN, corpus)
     return corpus, corpus.parent / "index"
+
+
+def test_an_article_without_a_byline_gets_no_other_articles_author(unseen_index):
+    corpus, index = unseen_index
+    assert ask_json("Who wrote the article about the apple festival?", corpus, index)["answer"] != "Tomas Reyes"
 
 
 def test_most_unseen_questions_are_answered(unseen_index):

@@ -9,6 +9,8 @@ from qa.ingest import (
     CorpusError,
     article_from_text,
     body_span,
+    byline_span,
+    dateline_span,
     find_date,
     html_to_text,
     list_corpus,
@@ -58,6 +60,34 @@ def test_title_and_date_from_leading_date_line_and_dateline():
     assert not dated.title.lower().startswith("date")
     assert find_date("Title\n\nBy Someone 10:35 am Mar 2, 2021\n\nBody.") == "2021-03-02"
     assert find_date("No date in this one.") is None
+
+
+def test_leading_date_field_is_metadata_not_body():
+    text = "date 2021-03-02 Ferries resume\n\nThe harbour ferries resumed their winter timetable on Monday morning."
+    article = article_from_text("a.txt", text)
+    assert article.date == "2021-03-02"
+    assert article.text[article.body_start :].startswith("Ferries resume")
+    passages = chunk_article(article)
+    assert passages and all("2021-03-02" not in p.text for p in passages)
+
+
+@pytest.mark.parametrize("text, byline, dateline", [
+    ("Title\n\nBy Akash Pandey 10:35 am Jun 13, 2024\n\nBody.", "Akash Pandey", "Jun 13, 2024"),
+    ("By Tomas Reyes, Apr 2, 2025", "Tomas Reyes", "Apr 2, 2025"),
+    ("BY ANNA LEE and JOHN DOE | Reuters\n2025-01-09", "ANNA LEE and JOHN DOE", "2025-01-09"),
+    ("By Monday, the company had already sold more than half of the phones it made in March 3, 2020.", None, None),
+    ("By the numbers\n\nNo names here.", None, None),
+    ("x" * 1000 + "\nBy Jane Roe, May 1, 2020", None, None),  # past the header
+])
+def test_byline_and_dateline_are_found_in_the_header_only(text, byline, dateline):
+    spans = byline_span(text), dateline_span(text)
+    assert [s and text[s[0] : s[1]] for s in spans] == [byline, dateline]
+
+
+def test_header_spans_of_a_passage_count_its_offset_in_the_article():
+    passage = "By Jane Roe, May 1, 2020\n\nText."
+    assert byline_span(passage, offset=200) == (3, 11)
+    assert byline_span(passage, offset=999) is None
 
 
 def test_html_is_reduced_to_visible_text_with_title():
