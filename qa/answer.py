@@ -6,8 +6,9 @@ span); each gets features (does its kind match what the question asks for, how c
 the question's words, how well its sentence and passage match, how likely the span network of
 qa/span_net.py finds it) and a linear score whose weights live in `answer_weights.json`, fitted by
 `qa/fit_answer.py`. The best span's calibrated probability of being right is the confidence;
-below the threshold stored with the weights the answerer abstains. `answer_with_reader` lets a
-user's transformers QA model (qa/reader.py) pick the span instead.
+below the threshold stored with the weights the answerer abstains. Who wrote an article and when
+it was published are read from its byline and dateline instead (`article_fact`).
+`answer_with_reader` lets a user's transformers QA model (qa/reader.py) pick the span instead.
 """
 
 from __future__ import annotations
@@ -660,8 +661,11 @@ def answer_with_reader(question_text: str, reading: Reading, reader: "Transforme
 
     Its own span probability is the confidence, and it abstains when every window it read ranks its
     "no answer" position above its best span (the built-in threshold is fitted to the built-in scorer,
-    not to another model).
+    not to another model). Who wrote an article and when it came out are still read from its header.
     """
+    fact = article_fact(analyze_question(question_text), reading)
+    if fact is not None:
+        return fact
     found = []
     for index, passage in enumerate(reading.passages):
         sentences = split_sentences(passage.text)

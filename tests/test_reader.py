@@ -93,3 +93,15 @@ def test_cli_ask_with_a_transformers_reader(tiny_model, tmp_path):
         assert text[citation["start"] : citation["end"]] == citation["quote"] == data["answer"]
     missing = CliRunner().invoke(app, ["ask", "Who?", "--reader", str(tmp_path / "nope"), *args])
     assert missing.exit_code == 2 and "cannot load reader" in missing.stderr and "Traceback" not in missing.output
+
+
+def test_the_reader_path_still_reads_who_wrote_the_article_from_its_byline(tiny_model):
+    from qa.answer import Reading, answer_with_reader
+    from qa.chunk import Passage
+    from qa.retrieve import Hit
+
+    text = "Bridge opens\n\nBy Ana Ruiz\n\nThe bridge was designed by Maria Lopez and opened in 1998."
+    reading = Reading(hits=[Hit(0, 1.0)], passages=[Passage("b.txt", "Bridge opens", None, 0, len(text), text)],
+                      idf=lambda term: 1.0)
+    result = answer_with_reader("Who wrote the article about the bridge?", reading, load_reader(str(tiny_model)))
+    assert result.answer == "Ana Ruiz" and result.citations[0].start == text.index("Ana Ruiz")
