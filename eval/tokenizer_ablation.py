@@ -1,4 +1,4 @@
-"""What stopword removal and S-stemming do to BM25 retrieval, measured on the real passages.
+"""What stopword removal and stemming (light, or plurals only) do to BM25 retrieval, on the real passages.
 
     python eval/tokenizer_ablation.py [--gold eval/gold.jsonl] [--squad FILE ...]
 
@@ -23,21 +23,21 @@ from evaluate import is_relevant, load_gold  # noqa: E402
 from metrics import mean_metrics, ranking_metrics  # noqa: E402
 
 from qa.api import QA  # noqa: E402
-from qa.retrieve import OkapiBM25, tokenize  # noqa: E402
+from qa.retrieve import OkapiBM25, plural_stem, stem, tokenize  # noqa: E402
 from qa.squad import load_squad  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"stopwords + stemming (used)": (True, True), "stopwords only": (True, False),
-            "stemming only": (False, True), "neither": (False, False)}
+VARIANTS = {"stopwords + light stemmer (used)": (True, stem), "stopwords + plurals only (S-stemmer)": (True, plural_stem),
+            "stopwords only": (True, None), "light stemmer only": (False, stem), "neither": (False, None)}
 
 
 def ablate(passages, cases) -> dict[str, dict[str, float]]:
     table = {}
-    for name, (stopwords, stem) in VARIANTS.items():
-        bm25 = OkapiBM25([tokenize(p.text, stopwords, stem) for p in passages])
+    for name, (stopwords, stemmer) in VARIANTS.items():
+        bm25 = OkapiBM25([tokenize(p.text, stopwords, stemmer) for p in passages])
         rows = []
         for question, relevant in cases:
-            scores = bm25.get_scores(tokenize(question, stopwords, stem))
+            scores = bm25.get_scores(tokenize(question, stopwords, stemmer))
             top = [int(i) for i in np.argsort(-scores, kind="stable")[:10] if scores[i] > 0]
             rows.append(ranking_metrics([relevant(i) for i in top]))
         table[name] = {k: v for k, v in mean_metrics(rows).items() if k in ("recall@5", "mrr@10")}

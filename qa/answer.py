@@ -9,6 +9,10 @@ qa/span_net.py finds it) and a linear score whose weights live in `answer_weight
 below the threshold stored with the weights the answerer abstains. Who wrote an article and when
 it was published are read from its byline and dateline instead (`article_fact`).
 `answer_with_reader` lets a user's transformers QA model (qa/reader.py) pick the span instead.
+
+Question words are matched by plurals only (`plural_stem`), not by the retriever's light stemmer:
+refitted with that, the scorer let "building X between their data centers" answer "who built ...
+data centers" (eval/README.md, answer-quality history).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from qa.chunk import Passage, split_sentences
 from qa.ingest import byline_span, dateline_span
-from qa.retrieve import STOPWORDS, Hit, s_stem, words
+from qa.retrieve import STOPWORDS, Hit, plural_stem, words
 from qa.span_net import FLOOR, SpanScores
 
 if TYPE_CHECKING:
@@ -118,21 +122,21 @@ def analyze_question(text: str) -> Question:
     elif m:
         wh = "which" if m.group(1) == "which" else "what"
         head_noun = m.group(2)
-        stem = s_stem(head_noun)
-        if head_noun in _PERSON_NOUNS or stem in _PERSON_NOUNS:
+        singular = plural_stem(head_noun)
+        if head_noun in _PERSON_NOUNS or singular in _PERSON_NOUNS:
             answer_type = "person"
-        elif head_noun in _ORG_NOUNS or stem in _ORG_NOUNS:
+        elif head_noun in _ORG_NOUNS or singular in _ORG_NOUNS:
             answer_type = "org"
-        elif head_noun in _PLACE_NOUNS or stem in _PLACE_NOUNS:
+        elif head_noun in _PLACE_NOUNS or singular in _PLACE_NOUNS:
             answer_type = "place"
-        elif head_noun in _TIME_NOUNS or stem in _TIME_NOUNS:
+        elif head_noun in _TIME_NOUNS or singular in _TIME_NOUNS:
             answer_type = "date"
         elif wh == "which":
             answer_type = "name"
     elif re.search(r"\bwhat\b", joined):
         wh = "what"
     asking = {"whose", "whom"} | ({"much", "many"} if wh.startswith("how") else set())
-    terms = [s_stem(w) for w in lowered if w not in STOPWORDS and w not in asking]
+    terms = [plural_stem(w) for w in lowered if w not in STOPWORDS and w not in asking]
     question = Question(text, wh, answer_type, terms)
     question.term_set = set(terms)
     question.word_set = set(lowered)
@@ -184,7 +188,7 @@ def tokenize_with_offsets(text: str, base: int = 0) -> list[Token]:
         tokens.append(Token(
             text=raw,
             lower=lower_key,
-            stem=s_stem(lower_key),
+            stem=plural_stem(lower_key),
             start=base + m.start(),
             end=base + m.end(),
             capitalized=raw[:1].isupper() or (raw[:1].islower() and any(c.isupper() for c in raw[1:])),

@@ -31,7 +31,7 @@ from qa.embed import (
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.reader import load_reader
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever, stem
 from qa.span_net import SpanScores, load_span_net
 
 DEFAULT_CORPUS = "seeds"
@@ -130,7 +130,7 @@ class QA:
         return self.query_encoder().encode([text])[0]
 
     def _idf(self, term: str) -> float:
-        return self.retriever().bm25_index.idf(term)
+        return self.retriever().bm25_index.idf(stem(term))
 
     # ------------------------------------------------------------------ queries
 

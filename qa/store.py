@@ -36,8 +36,9 @@ from qa.embed import (
 from qa.errors import QAError
 
 FORMAT_VERSION = 4
-"""Raised whenever what an index holds changes, including the passages ingest and chunking cut (4: a
-leading `date` field is no longer body text), so an older index is rebuilt rather than trusted."""
+"""Raised whenever what an index holds changes, including the passages ingest and chunking cut and
+the BM25 terms (4: a leading `date` field is no longer body text, and terms are stemmed by
+`retrieve.stem`), so an older index is rebuilt rather than trusted."""
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"
@@ -338,7 +339,7 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
             "corpus": corpus_id,
             "model": {"name": model_name, "weights_sha256": weights, "dim": dim},
             "chunking": chunking_params(),
-            "tokenizer": {"stopwords": True, "stemmer": "s-stemmer"},
+            "tokenizer": {"stopwords": True, "stemmer": "light"},
             "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
             "files": files,
             "skipped_files": skipped_files,

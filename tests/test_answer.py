@@ -192,3 +192,8 @@ def test_the_span_network_scores_candidates_and_its_best_sentence_is_read():
     assert found["Orla Quinn"]["span_net"] == 0.0 and found["Orla Quinn"]["span_net_gap"] == 0.0
     assert found["Orla"]["span_net"] == pytest.approx(-2.0)  # start right, end 20 nats off
     assert all(f["span_net_gap"] < 0 for text, f in found.items() if text != "Orla Quinn")
+
+
+def test_term_weights_are_looked_up_through_the_index_stemmer(seeds_qa):
+    idf = seeds_qa.reading("Who built Stargate data centers?").idf
+    assert idf("building") == idf("built") == idf("build") != idf("qqqzzz")  # an unknown word weighs most

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from qa.retrieve import (
     Retriever,
     reciprocal_rank_fusion,
-    s_stem,
+    plural_stem,
+    stem,
     tokenize,
     weighted_fusion,
 )
@@ -18,7 +19,26 @@ def test_tokenizer_folds_case_possessives_stopwords_and_plurals():
     assert tokenize("OpenAI's data centers") == ["openai", "data", "center"]
     assert tokenize("Who is the CEO?") == ["ceo"]
     assert tokenize("Who is the CEO?", stopwords=False) == ["who", "is", "the", "ceo"]
-    assert s_stem("companies") == "company" and s_stem("glass") == "glass" and s_stem("status") == "status"
+    assert plural_stem("companies") == "company" and plural_stem("glass") == "glass" and plural_stem("status") == "status"
+
+
+@pytest.mark.parametrize("forms", [
+    ("build", "builds", "building", "built"),
+    ("approve", "approves", "approved", "approving"),
+    ("stop", "stops", "stopped", "stopping"),
+    ("write", "wrote", "written", "writing"),
+    ("company", "companies"),
+])
+def test_stemmer_conflates_the_forms_of_a_word(forms):
+    assert len({stem(f) for f in forms}) == 1
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("glass", "glass"), ("status", "status"), ("called", "call"), ("need", "need"), ("string", "string"),
+    ("king", "king"), ("added", "add"),
+])
+def test_stemmer_cuts_only_real_endings(word, expected):
+    assert stem(word) == expected
 
 
 @given(st.text(max_size=200))
