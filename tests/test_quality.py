@@ -18,10 +18,10 @@ from evaluate import GoldError, evaluate, load_gold  # noqa: E402
 from metrics import ranking_metrics  # noqa: E402
 
 MIN_HYBRID_RECALL_AT_5 = 0.97
-MIN_ANSWER_F1 = 0.75
+MIN_ANSWER_F1 = 0.77
 MIN_ANSWER_EM = 0.68
-MIN_SENTENCE_HIT = 0.78
-MAX_ABSTAINED_ANSWERABLE = 5
+MIN_SENTENCE_HIT = 0.85
+MAX_ABSTAINED_ANSWERABLE = 3
 MIN_ABSTAIN_RECALL = 1.0
 MAX_ANSWERED_UNANSWERABLE = 0
 
@@ -96,7 +96,7 @@ def _squad_file(path, version: str, impossible: bool):
         qas.append({"id": "q2", "question": "Who painted the bridge?", "answers": [], "is_impossible": True})
     data = {"version": version, "data": [{"title": "Harbour_Bridge", "paragraphs": [
         {"context": "The harbour bridge opened in 1932 after eight years of construction by Dorman Long.", "qas": qas},
-        {"context": "The city museum holds a collection of ship models and maritime paintings.", "qas": []},
+        {"context": "The city museum holds a collection of ship models and old sea charts.", "qas": []},
     ]}]}
     path.write_text(json.dumps(data), encoding="utf-8")
 
