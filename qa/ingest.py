@@ -230,21 +230,22 @@ HEADER_CHARS = 1000
 _NAME = r"[A-Z][\w'’.-]*(?:[ \t]+[A-Z][\w'’.-]*)*"
 _NEXT_NAME = rf"(?:,[ \t]*|[ \t]+and[ \t]+)(?!{_DATELINE.pattern})"  # "By Jane Roe, Apr 2, 2025": a date ends the names
 _BYLINE = re.compile(rf"[ \t]*(?:By|BY)[ \t]+({_NAME}(?:{_NEXT_NAME}{_NAME})*)")
-_HEADER_LINE_WORDS = 12
-"""A byline or dateline is a short line; "By Monday, the company had ..." opens a sentence instead."""
+_SHORT_LINE_WORDS = 12
+"""A byline is a short line ("By Monday, the company had ..." opens a sentence), and so is a line
+whose bare ISO date is the article's (in prose it is some other date)."""
 
 
-def _header_lines(text: str, offset: int) -> Iterator[re.Match]:
-    """The short lines of `text` (which starts `offset` characters into its article) in the header."""
+def _header_lines(text: str, offset: int) -> Iterator[tuple[re.Match, bool]]:
+    """(line, whether it is short) for the lines of `text`, which starts `offset` characters into
+    its article, that lie in the article's header."""
     for line in re.finditer(r"[^\n]+", text[: max(HEADER_CHARS - offset, 0)]):
-        if len(line.group().split()) <= _HEADER_LINE_WORDS:
-            yield line
+        yield line, len(line.group().split()) <= _SHORT_LINE_WORDS
 
 
 def dateline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
     """Offsets in `text` of the first date its header writes out ("Jun 13, 2024" or 2024-06-13)."""
-    for line in _header_lines(text, offset):
-        found = _DATELINE.search(line.group()) or _ISO_DATE.search(line.group())
+    for line, short in _header_lines(text, offset):
+        found = _DATELINE.search(line.group()) or (_ISO_DATE.search(line.group()) if short else None)
         if found:
             return line.start() + found.start(), line.start() + found.end()
     return None
@@ -252,8 +253,8 @@ def dateline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
 
 def byline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
     """Offsets in `text` of the author names of a "By ..." line in its header."""
-    for line in _header_lines(text, offset):
-        found = _BYLINE.match(line.group())
+    for line, short in _header_lines(text, offset):
+        found = _BYLINE.match(line.group()) if short else None
         if found:
             return line.start() + found.start(1), line.start() + found.end(1)
     return None

@@ -75,7 +75,8 @@ def test_leading_date_field_is_metadata_not_body():
     ("Title\n\nBy Akash Pandey 10:35 am Jun 13, 2024\n\nBody.", "Akash Pandey", "Jun 13, 2024"),
     ("By Tomas Reyes, Apr 2, 2025", "Tomas Reyes", "Apr 2, 2025"),
     ("BY ANNA LEE and JOHN DOE | Reuters\n2025-01-09", "ANNA LEE and JOHN DOE", "2025-01-09"),
-    ("By Monday, the company had already sold more than half of the phones it made in March 3, 2020.", None, None),
+    ("By Monday, the company had sold more than half of the phones it made on March 3, 2020.", None, "March 3, 2020"),
+    ("In a long first line the company said 2021-05-04 was the day it made its last phone.", None, None),
     ("By the numbers\n\nNo names here.", None, None),
     ("x" * 1000 + "\nBy Jane Roe, May 1, 2020", None, None),  # past the header
 ])
