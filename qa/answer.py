@@ -723,8 +723,8 @@ def article_fact(question: Question, reading: Reading) -> Answer | None:
     total = sum(share.values())
     article = max(share, key=share.get)
     find = byline_span if fact == "author" else dateline_span
-    for passage in reading.passages:
-        span = find(passage.text, passage.start) if passage.source == article else None
+    for passage in (p for p in reading.passages if p.source == article):
+        span = find(passage.text, passage.start)
         if span is None:
             continue
         line_start = passage.text.rfind("\n", 0, span[0]) + 1
