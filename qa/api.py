@@ -32,12 +32,13 @@ from qa.errors import QAError
 from qa.ingest import Article
 from qa.reader import load_reader
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever, stem
-from qa.span_net import SpanScores, load_span_net
+from qa.span_net import SpanScores, load_span_nets
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
-TOKEN_CACHE_PASSAGES = 512  # passages whose token vectors are kept for later questions (about 200 MB at most)
+# Passages whose token vectors (two layers per token) are kept for later questions: about 400 MB at most.
+TOKEN_CACHE_PASSAGES = 512
 
 
 class QA:
@@ -108,13 +109,13 @@ class QA:
         return self.encoder()
 
     def token_encoder(self) -> Encoder | OnnxEncoder:
-        """The default model, whose token vectors the span network was trained on (the index's own
+        """The default model, whose token vectors the span networks were trained on (the index's own
         encoder when it is that model, so no torch is loaded for it)."""
         encoder = self.query_encoder()
         return encoder if encoder.name in DEFAULT_ALIASES else load_encoder(DEFAULT_MODEL)
 
     def span_scores(self, question: str, passages: Sequence[Passage]) -> list[SpanScores]:
-        """The span network's start/end scores over each passage; passage vectors are cached."""
+        """The span networks' start/end scores over each passage; passage vectors are cached."""
         encoder = self.token_encoder()
         missing = list(dict.fromkeys(p.text for p in passages if p.text not in self._passage_tokens))
         for text, states in zip(missing, encoder.token_states(missing) if missing else []):
@@ -123,8 +124,8 @@ class QA:
             self._passage_tokens.move_to_end(p.text)
         while len(self._passage_tokens) > TOKEN_CACHE_PASSAGES:
             self._passage_tokens.popitem(last=False)
-        return load_span_net().scores(encoder.token_states([question])[0], question,
-                                      [self._passage_tokens[p.text] for p in passages], [p.text for p in passages])
+        return load_span_nets().scores(encoder.token_states([question])[0], question,
+                                       [self._passage_tokens[p.text] for p in passages], [p.text for p in passages])
 
     def _embed_query(self, text: str) -> np.ndarray:
         return self.query_encoder().encode([text])[0]

