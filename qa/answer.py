@@ -1,10 +1,10 @@
 """Extractive answering: pick the span of the retrieved text that answers the question.
 
 Every answer is a slice of an article; nothing is generated. Candidate spans come from the
-best-matching sentences of the retrieved passages (and those holding the span network's likeliest
+best-matching sentences of the retrieved passages (and those holding the span networks' likeliest
 span); each gets features (does its kind match what the question asks for, how close it sits to
-the question's words, how well its sentence and passage match, how likely the span network of
-qa/span_net.py finds it) and a linear score whose weights live in `answer_weights.json`, fitted by
+the question's words, how well its sentence and passage match, how likely the span networks of
+qa/span_net.py find it) and a linear score whose weights live in `answer_weights.json`, fitted by
 `qa/fit_answer.py`. The best span's calibrated probability of being right is the confidence;
 below the threshold stored with the weights the answerer abstains. Who wrote an article and when
 it was published are read from its byline and dateline instead (`article_fact`).

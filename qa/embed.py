@@ -118,7 +118,7 @@ class Encoder:
             batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
 
     def token_states(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[TokenStates]:
-        """Per-token vectors before pooling, for the span network (qa/span_net.py)."""
+        """Per-token vectors before pooling, for the span networks (qa/span_net.py)."""
         import torch
 
         tokenizer, network = self.model.tokenizer, self.model[0].auto_model

@@ -3,10 +3,10 @@
     python -m qa.fit_answer --data ../shared/data/squad/squad2-dev-a.json --per-file 3000 \\
         --gold eval/gold.jsonl [--seed 0]
 
-squad1-dev-40 is left out of the weights shipped: the span network (qa/span_net.py), whose scores
-are features here, was trained on 32 of its 40 articles, and on text it was trained on those scores
-look better than they are on new text, so the scorer would lean on them too much. squad2-dev-a's
-8 articles and the seeds are text the network never saw.
+squad1-dev-40 is left out of the weights shipped: the span networks (qa/span_net.py), whose scores
+are features here, were trained on 32 of its 40 articles, and on text they were trained on those
+scores look better than they are on new text, so the scorer would lean on them too much.
+squad2-dev-a's 8 articles and the seeds are text the networks never saw.
 
 For each sampled question the real pipeline retrieves passages over the file's whole corpus and
 lists candidate spans with their features (nothing here is specific to any question or article).
