@@ -97,8 +97,7 @@ def analyze_question(text: str) -> Question:
     lowered = [w for w in words(text)]
     joined = " ".join(lowered)
     wh, answer_type = "other", "phrase"
-    head_noun = None
-    m = re.search(r"\b(what|which|whose)\s+(?:\w+\s+){0,2}?(\w+)\b", joined)
+    m = re.search(r"\b(what|which|whose)\s+(\w+)\b", joined)
     if re.search(r"\bhow (much|many)\b", joined):
         wh = "how " + re.search(r"\bhow (much|many)\b", joined).group(1)
         if wh == "how many":
