@@ -157,6 +157,16 @@ class SpanNet:
                 for b, (states, n) in enumerate(zip(passages, lengths))]
 
 
+@lru_cache(maxsize=None)
+def _blas():
+    """numpy's BLAS, to run the networks on one thread: their matrices (a few hundred rows, one GRU
+    step at a time) are too small to share out, and on 2 cores a second thread made a question slower
+    (eval/README.md)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 class SpanNetEnsemble:
     """Networks read together: a token's start (end) log-probability is the mean of theirs, renormalized."""
 
@@ -165,7 +175,8 @@ class SpanNetEnsemble:
 
     def scores(self, question: TokenStates, question_text: str, passages: Sequence[TokenStates],
                passage_texts: Sequence[str]) -> list[SpanScores]:
-        each = [net.scores(question, question_text, passages, passage_texts) for net in self.nets]
+        with _blas().limit(limits=1, user_api="blas"):
+            each = [net.scores(question, question_text, passages, passage_texts) for net in self.nets]
         return [SpanScores(per_net[0].offsets,
                            _log_softmax(np.mean([s.start for s in per_net], axis=0)),
                            _log_softmax(np.mean([s.end for s in per_net], axis=0)))

@@ -114,3 +114,23 @@ def test_an_ensemble_averages_its_networks_and_each_reads_its_own_width():
     narrow = last.scores(last_values_only[0], "q", [last_values_only[1]], ["a b c d e f"])[0]
     np.testing.assert_allclose(alone[0].start, narrow.start, atol=1e-5)
     assert not np.allclose(alone[0].start, alone[1].start)
+
+
+def test_the_networks_run_numpy_blas_on_one_thread_and_give_it_back():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen = []
+
+    class Probe:
+        def scores(self, question, question_text, passages, passage_texts):
+            seen.append(blas_threads())
+            return [SpanScores(p.offsets, np.zeros(len(p.offsets)), np.zeros(len(p.offsets))) for p in passages]
+
+    before = blas_threads()
+    words = TokenStates(np.ones((3, 4), np.float32), np.array([[0, 1], [2, 3], [4, 5]]))
+    SpanNetEnsemble([Probe(), Probe()]).scores(words, "a b", [words], ["a b c"])
+    assert seen == [{1}, {1}]
+    assert blas_threads() == before
