@@ -74,6 +74,9 @@ _REPORTING_VERBS = {"say", "says", "said", "tell", "tells", "told", "share", "sh
                     "report", "reports", "reported", "believe", "believes", "believed", "think", "thinks",
                     "thought", "suggest", "suggests", "suggested", "predict", "predicts", "predicted",
                     "comment", "comments", "commented", "remark", "remarks", "remarked"}
+# A question that denies something ("Which king did not ...?") is answered by a sentence that denies
+# it too; one whose best sentence has no negation is often asking what the text never says.
+_NEGATIONS = {"not", "never", "no", "none", "nor", "neither", "without"}
 _TIME_NOUNS = {"year", "date", "day", "month", "decade", "century", "time", "period", "era", "age", "season"}
 
 QUESTION_WORDS = ("who", "when", "where", "how much", "how many", "which", "what", "why", "how", "other")
@@ -90,6 +93,7 @@ class Question:
     term_set: set[str] = field(default_factory=set)
     word_set: set[str] = field(default_factory=set)  # all lowercased words, stopwords included
     names: set[str] = field(default_factory=set)  # stems of the capitalized words after the first
+    negated: bool = False
 
 
 def analyze_question(text: str) -> Question:
@@ -139,7 +143,9 @@ def analyze_question(text: str) -> Question:
     question = Question(text, wh, answer_type, terms)
     question.term_set = set(terms)
     question.word_set = set(lowered)
-    question.names = {t.stem for t in tokenize_with_offsets(text)[1:] if _continues_name(t) and not t.stop}
+    tokens = tokenize_with_offsets(text)
+    question.names = {t.stem for t in tokens[1:] if _continues_name(t) and not t.stop}
+    question.negated = negates(tokens)
     return question
 
 
@@ -268,6 +274,7 @@ class SentenceView:
     passage_names_missing: float = 0.0
     dense: float = 0.0
     rank: int = 0  # 1-based, among the sentences considered
+    negated: bool = False
 
 
 def _name_runs(tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
@@ -336,6 +343,10 @@ def _edge_ok(token: Token, first: bool) -> bool:
     return not token.punct and not token.stop
 
 
+def negates(tokens: Sequence[Token]) -> bool:
+    return any(t.lower in _NEGATIONS or t.lower.endswith("n't") for t in tokens)
+
+
 def sentence_views(question: Question, passages: Sequence[Passage], idf: Callable[[str], float]) -> list[SentenceView]:
     """Sentences of the retrieved passages, scored by how much of the question they contain."""
     total = sum(idf(t) for t in question.term_set) or 1.0
@@ -364,7 +375,7 @@ def sentence_views(question: Question, passages: Sequence[Passage], idf: Callabl
             positions = [k for k, t in enumerate(tokens) if t.stem in question.term_set and not t.stop]
             views.append(SentenceView(p_index, start, end, tokens, sum(term_weights[t] for t in found), len(found),
                                       term_weights, positions, passage_overlap, names_missing(stems),
-                                      names_missing(passage_stems)))
+                                      names_missing(passage_stems), negated=negates(tokens)))
     return views
 
 
@@ -433,6 +444,8 @@ def _span_features(question: Question, view: SentenceView, i: int, j: int, hit_r
         "sentence_start": float(i == 0),
         "matched_before": float(any(k < i for k in matched_positions)),
         "matched_after": float(any(k > j for k in matched_positions)),
+        "question_negated": float(question.negated),  # the same for all of a question's spans: for the confidence
+        "negation_unmatched": float(question.negated and not view.negated),
     }
     kinds = candidate_kinds(span, " ".join(t.text for t in span))
     compatible = _TYPE_COMPATIBLE[question.answer_type]
@@ -569,8 +582,9 @@ def score(candidate_features: dict[str, float], weights: dict[str, float]) -> fl
 
 
 def confidence_features(best: Mapping[str, float], scores: Sequence[float], question_terms: int) -> dict[str, float]:
-    """What the calibration sees: how far the best span stands out, how well its sentence matches, and
-    what is asked and found (a name for a who-question is right more often than a phrase for a what)."""
+    """What the calibration sees: how far the best span stands out, how well its sentence matches,
+    what is asked and found (a name for a who-question is right more often than a phrase for a what)
+    and whether the question denies something its sentence does not."""
     ordered = sorted(scores, reverse=True)
     second = ordered[1] if len(ordered) > 1 else ordered[0] - 5.0
     features = {
@@ -585,6 +599,8 @@ def confidence_features(best: Mapping[str, float], scores: Sequence[float], ques
         "span_net_gap": best.get("span_net_gap", FLOOR / 10),
         "type_match": best.get("type_match", 0.0),
         "passage_fused": best.get("passage_fused", 0.0),
+        "question_negated": best.get("question_negated", 0.0),
+        "negation_unmatched": best.get("negation_unmatched", 0.0),
         "terms": min(question_terms, 8) / 8,
     }
     for wh in QUESTION_WORDS:  # one of these is 1: together they are the intercept

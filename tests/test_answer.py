@@ -170,6 +170,20 @@ def test_names_the_question_gives_but_the_text_lacks_are_counted():
         assert features and all(f["passage_names_missing"] == missing for f in features)
 
 
+def test_a_negated_question_is_marked_when_its_sentence_denies_nothing():
+    from qa.answer import candidates
+
+    text = "The council approved the bridge in May. The mayor never signed the ferry contract."
+    for question, negated in (("Who approved the bridge?", False), ("Who did not approve the bridge?", True),
+                              ("Who didn't sign the ferry contract?", True)):
+        assert analyze_question(question).negated is negated
+    found = candidates(analyze_question("Who didn't approve the ferry contract?"),
+                       _reading(text, "Who didn't approve the ferry contract?"))
+    unmatched = {c.text: c.features["negation_unmatched"] for c in found}
+    assert unmatched["council"] == 1.0 and unmatched["mayor"] == 0.0
+    assert all(c.features["question_negated"] == 1.0 for c in found)
+
+
 def test_the_span_network_scores_candidates_and_its_best_sentence_is_read():
     import re
 
