@@ -21,9 +21,8 @@ lists candidate spans with their features (nothing here is specific to any quest
    data set holding unanswerable questions still sees at least 57% of them abstained
    (MIN_NO_ANSWER): on articles the fit never saw that share falls by 3-7 points, so this
    keeps at least half of their unanswerable questions abstained (`--folds`: 0.526 at 57%,
-   0.504 at 55%). Maximizing SQuAD
-   2.0's overall F1 instead was tried: with squad2-dev-a's 54% unanswerable questions it abstains
-   on most answerable ones too (threshold 0.33).
+   0.504 at 55%). Maximizing SQuAD 2.0's overall F1 instead was tried: with squad2-dev-a's 54%
+   unanswerable questions it abstains on most answerable ones too (threshold 0.33).
 With --gold, a gold JSON-lines file (eval/gold.jsonl) joins the data as a set of its own.
 With --folds K it also prints figures on articles the fit never saw (K folds of articles, each
 answered by weights fitted on the others), the honest counterpart of the in-sample ones.
