@@ -1,0 +1,209 @@
+"""The built-in reader: MiniLM fine-tuned for extractive QA, shipped as a delta, run with onnxruntime.
+
+What ships is `reader.safetensors`, the project's own difference from the packaged MiniLM weights
+(whose sha256 embed.py verifies), and `reader.json`, its provenance, the calibration of its
+confidence and its abstention threshold. The first question merges the two and exports the result
+to ONNX in a cache folder (torch is needed that once, as for an index build); every later process
+reads with onnxruntime and `tokenizers` alone. training/train_reader.py and training/make_delta.py
+make both files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir, resolve_model
+from qa.errors import QAError
+from qa.spans import SpanChoice, best_spans
+from qa.windows import Windower, padded
+
+DELTA_FILE = Path(__file__).with_name("reader.safetensors")
+CARD_FILE = Path(__file__).with_name("reader.json")
+ONNX_FILE = "reader.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+EXPORT_MARK = "export.json"
+
+
+class ReaderModelError(QAError):
+    """The shipped reader cannot be built or loaded."""
+
+
+@dataclass
+class Calibration:
+    """confidence = sigmoid(slope * margin + intercept); abstain below `threshold`."""
+
+    slope: float
+    intercept: float
+    threshold: float
+
+    def confidence(self, margin: float) -> float:
+        z = max(min(self.slope * margin + self.intercept, 30.0), -30.0)
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def load_card(path: Path = CARD_FILE) -> dict:
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        calibration(card)
+        return card
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReaderModelError(f"the reader's card {path} cannot be read ({type(exc).__name__}); reinstall qa") from None
+
+
+def calibration(card: dict) -> Calibration:
+    values = card["calibration"]
+    return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]))
+
+
+def cache_root() -> Path:
+    """$QA_CACHE, else the user's cache folder: exports are rebuilt from the package, never the user's."""
+    if os.environ.get("QA_CACHE"):
+        return Path(os.environ["QA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
+
+
+def merged_state(delta_path: Path, base_dir: Path) -> dict:
+    """The base model's weights with the delta applied, as torch tensors named for BertForQuestionAnswering."""
+    from safetensors.torch import load_file
+
+    base = {f"bert.{k}": v for k, v in load_file(str(base_dir / "model.safetensors")).items()
+            if not k.startswith("pooler.") and not k.endswith("position_ids")}
+    delta = load_file(str(delta_path))
+    for key, tensor in delta.items():
+        if key.endswith(".up"):
+            name = key[: -len(".up")]
+            base[name] = base[name] + (tensor.float() @ delta[name + ".down"].float())
+        elif key.endswith(".delta"):
+            name = key[: -len(".delta")]
+            base[name] = base[name] + tensor.float()
+        elif key.endswith(".new"):
+            base[key[: -len(".new")]] = tensor.float()
+    return {k: v.contiguous() for k, v in base.items()}
+
+
+def export_reader(delta_path: Path, folder: Path, int8: bool = False) -> None:
+    """Merge the delta into the packaged MiniLM and write it to `folder` as ONNX with its tokenizer;
+    `int8`: weights quantized (onnxruntime's dynamic quantization), where the card says it was measured."""
+    import warnings
+
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    resolve_model("all-MiniLM-L6-v2")  # verifies the base weights' sha256
+    base_dir = packaged_model_dir()
+    model = BertForQuestionAnswering(BertConfig.from_pretrained(str(base_dir), local_files_only=True))
+    missing, unexpected = model.load_state_dict(merged_state(delta_path, base_dir), strict=False)
+    if unexpected or [m for m in missing if not m.endswith("position_ids")]:
+        raise ReaderModelError(f"{delta_path} does not fit the packaged MiniLM ({len(missing)} missing, "
+                               f"{len(unexpected)} unexpected tensors); reinstall qa")
+    model.eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.start_logits, out.end_logits
+
+    sample = torch.ones((1, 8), dtype=torch.long)
+    names, outputs = ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"]
+    full = folder / ("fp32-" + ONNX_FILE if int8 else ONNX_FILE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Logits(), (sample, sample, torch.zeros_like(sample)), str(full),
+                          input_names=names, output_names=outputs,
+                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs},
+                          opset_version=17, dynamo=False)
+    if int8:
+        import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for convolutional nets
+        quantize_dynamic(str(full), str(folder / ONNX_FILE), weight_type=QuantType.QInt8)
+        full.unlink()
+    shutil.copyfile(base_dir / "tokenizer.json", folder / TOKENIZER_FILE)
+
+
+def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None) -> Path:
+    """The cached ONNX export of this delta over the verified base, made on first use (atomically);
+    int8 or not as the card says unless `int8` is given."""
+    if not delta_path.is_file():
+        raise ReaderModelError(f"the reader's weights are missing at {delta_path}; reinstall qa")
+    if int8 is None:
+        int8 = bool(load_card().get("int8", False))
+    key = file_sha256(delta_path)[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8" if int8 else "")
+    folder = cache_root() / f"reader-{key}"
+    mark = folder / EXPORT_MARK
+    if mark.is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".reader-", dir=folder.parent))
+    except OSError as exc:
+        raise ReaderModelError(f"cannot write the reader's export to {folder.parent}: {exc.strerror}; "
+                               "set QA_CACHE to a writable folder") from None
+    try:
+        try:
+            export_reader(delta_path, staging, int8)
+        except ReaderModelError:
+            raise
+        except Exception as exc:  # safetensors, torch and onnx raise many types for a damaged file
+            raise ReaderModelError(f"the reader's weights {delta_path} cannot be used ({type(exc).__name__}); "
+                                   "reinstall qa") from None
+        (staging / EXPORT_MARK).write_text(json.dumps({"delta_sha256": file_sha256(delta_path), "int8": int8}),
+                                           encoding="utf-8")
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not mark.is_file():  # another process finished first: theirs is the same export
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+class OnnxReader:
+    """Start/end logits for windows of several passages, in one onnxruntime call."""
+
+    def __init__(self, folder: Path, calibration: Calibration):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.calibration = calibration
+        self.windower = Windower(Tokenizer.from_file(str(folder / TOKENIZER_FILE)))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+
+    def spans(self, question: str, passages: Sequence[str], per_window: int = 1) -> list[SpanChoice]:
+        """The best spans over all passages, best first, scored by their margin over "no answer"."""
+        windows = self.windower.windows(question, passages)
+        if not windows:
+            return []
+        start, end = self.session.run(None, padded(windows))
+        return best_spans(windows, start, end, per_window)
+
+
+@lru_cache(maxsize=1)
+def load_shipped_reader() -> OnnxReader:
+    """The reader from its cached export; a damaged export (only ever one this module wrote) is made again."""
+    folder = export_folder()
+    try:
+        return OnnxReader(folder, calibration(load_card()))
+    except Exception:  # onnxruntime and tokenizers raise their own types for a damaged file
+        shutil.rmtree(folder)
+        return OnnxReader(export_folder(), calibration(load_card()))

@@ -1,0 +1,1 @@
+"""Training code for qa's models; never imported by the runtime package."""
