@@ -13,13 +13,17 @@
 - cold: wall time of a fresh `qa ask` process (median of 5) against a fresh
   `python -c "import sentence_transformers"`, on the seeds and on the largest corpus;
 - peak RSS of those `qa ask` processes; recall@10 of an HNSW graph (the index's settings) against
-  exact search on the largest corpus.
+  exact search on the largest corpus;
+- with --baseline REF (a git commit, e.g. the last one before the transformer reader): the answer
+  stage on the seeds' gold questions and the cold seeds `qa ask`, for this checkout and for REF
+  (checked out in a temporary git worktree, run with this venv) side by side in the same run.
 Timings are medians; runs vary by 10-30% on a shared machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -40,12 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from metrics import percentile  # noqa: E402
 
-from qa import answer as answerer  # noqa: E402
 from qa import store  # noqa: E402
+from qa.answer import answer  # noqa: E402
 from qa.api import QA  # noqa: E402
 from qa.chunk import split_sentences  # noqa: E402
 from qa.embed import DEFAULT_MODEL, load_encoder  # noqa: E402
 from qa.ingest import read_corpus  # noqa: E402
+from qa.read import load_shipped_reader  # noqa: E402
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion  # noqa: E402
 from qa.squad import load_squad  # noqa: E402
 
@@ -147,8 +152,8 @@ def bench_queries(corpus: Path, index: Path, questions: list[str], centers: np.n
         retriever.query_cache.clear()
         ms, _ = timed(retriever.search, question, 5)
         stages["hybrid"].append(ms)
-        reading = qa.reading(question)
-        ms, _ = timed(answerer.answer, question, reading)
+        _, passages = qa.passages_for(question)
+        ms, _ = timed(answer, question, passages, load_shipped_reader())
         stages["answer"].append(ms)
     result = {f"{name}_ms_p50": round(percentile(values, 50), 2) for name, values in stages.items()}
     result["hybrid_ms_p95"] = round(percentile(stages["hybrid"], 95), 2)
@@ -185,14 +190,62 @@ def bench_hnsw(corpus: Path, index: Path, questions: list[str]) -> dict:
             "build_s": round(build_s, 1), "M": store.HNSW_M, "efSearch": store.HNSW_EF_SEARCH}
 
 
-def cold_runs(command: list[str]) -> tuple[float, float]:
+ANSWER_STAGE = """
+import json, sys, time
+from qa.api import QA
+{imports}
+qa = QA(sys.argv[1], sys.argv[2])
+questions = json.loads(sys.argv[3])
+qa.ask(questions[0])
+times = []
+for question in questions:
+{body}
+print(json.dumps(times))
+"""
+# This checkout's answer stage, and the one before the transformer reader (qa.reading + answer.answer).
+CURRENT_STAGE = ANSWER_STAGE.format(
+    imports="from qa.answer import answer\nfrom qa.read import load_shipped_reader",
+    body="    _, passages = qa.passages_for(question)\n    t = time.perf_counter()\n"
+         "    answer(question, passages, load_shipped_reader())\n    times.append((time.perf_counter() - t) * 1000)")
+BASELINE_STAGE = ANSWER_STAGE.format(
+    imports="from qa import answer as answerer",
+    body="    reading = qa.reading(question)\n    t = time.perf_counter()\n"
+         "    answerer.answer(question, reading)\n    times.append((time.perf_counter() - t) * 1000)")
+
+
+def side_by_side(ref: str, work: Path) -> dict:
+    """Seeds answer stage and cold ask of this checkout and of git commit `ref`, in one run."""
+    tree = work / "baseline"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref], check=True,
+                   capture_output=True)
+    try:
+        questions = json.dumps([json.loads(line)["question"]
+                                for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines() if line.strip()])
+        out = {}
+        for label, checkout, stage in (("current", ROOT, CURRENT_STAGE), (f"baseline {ref}", tree, BASELINE_STAGE)):
+            index = work / f"side-index-{len(out)}"
+            env = {**os.environ, "PYTHONPATH": str(checkout)}
+            seeds = str(checkout / "seeds")
+            times = json.loads(subprocess.run([sys.executable, "-c", stage, seeds, str(index), questions], cwd=checkout,
+                                              env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+            ask_s, rss = cold_runs([sys.executable, "-m", "qa.cli", "ask", "who built Stargate data centers", "--json",
+                                    "--corpus", seeds, "--index", str(index)], env=env, cwd=checkout)
+            out[label] = {"answer_ms_p50": round(percentile(times, 50), 1), "answer_ms_p95": round(percentile(times, 95), 1),
+                          "cold_ask_s": round(ask_s, 3), "peak_rss_mb": round(rss, 1)}
+        return out
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def cold_runs(command: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float]:
     """(median wall seconds, max peak RSS in MB) over fresh processes."""
     walls, peaks = [], []
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     for _ in range(COLD_RUNS):
-        out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True,
+                             env=env, cwd=cwd).stdout
         wall, rss_kb = out.split()
         walls.append(float(wall))
         peaks.append(int(rss_kb) / 1024)
@@ -204,12 +257,19 @@ def main(
     sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes in passages."),
     real_vectors_up_to: int = typer.Option(1000, help="Embed for real up to this many passages; synthetic above."),
     queries: int = typer.Option(50, help="Questions timed per size."),
+    baseline: Optional[str] = typer.Option(None, help="A git commit to measure side by side on the seeds."),
+    only_baseline: bool = typer.Option(False, help="Measure only the --baseline comparison."),
 ) -> None:
     sentences, all_questions = sentence_pool()
     questions = random.Random(0).sample(all_questions, min(queries, len(all_questions)))
     work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
     report: dict = {}
     try:
+        if baseline:
+            console.print(f"side by side with {baseline}…")
+            report["side_by_side"] = side_by_side(baseline, work)
+        if only_baseline:
+            return finish(report, json_out)
         console.print("build throughput…")
         report["build"], centers = bench_build(sentences, work)
         report["query"] = {}
@@ -246,6 +306,10 @@ def main(
         report["peak_rss_mb"] = round(peak, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    finish(report, json_out)
+
+
+def finish(report: dict, json_out: Optional[Path]) -> None:
     show(report)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +317,16 @@ def main(
 
 
 def show(report: dict) -> None:
+    if "side_by_side" in report:
+        table = Table(title="seeds, side by side: answer stage (ms) and cold qa ask (s)", title_justify="left")
+        for column in ("checkout", "answer p50", "answer p95", "cold ask", "peak RSS MB"):
+            table.add_column(column, justify="right")
+        for label, row in report["side_by_side"].items():
+            table.add_row(label, str(row["answer_ms_p50"]), str(row["answer_ms_p95"]), str(row["cold_ask_s"]),
+                          str(row["peak_rss_mb"]))
+        console.print(table)
+    if "build" not in report:
+        return
     b = report["build"]
     console.print(f"[bold]build[/] ({b['passages']} passages): model.encode {b['encode_per_s']}/s, "
                   f"qa index rebuild {b['build_per_s']}/s, ratio {b['ratio']} (first build with ONNX export "

@@ -115,7 +115,7 @@ def parse_retrievers(value: str) -> list[str]:
     return names
 
 
-READER_HELP = "Score this transformers QA model (qa ask --reader) instead of the built-in answerer."
+READER_HELP = "Score this transformers QA model (qa ask --reader) instead of the built-in reader."
 
 
 def main(

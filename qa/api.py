@@ -8,37 +8,25 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from qa import answer as answerer
 from qa import store
+from qa.answer import answer
 from qa.chunk import Passage
-from qa.embed import (
-    DEFAULT_ALIASES,
-    DEFAULT_MODEL,
-    Encoder,
-    OnnxEncoder,
-    TokenStates,
-    has_onnx_export,
-    load_encoder,
-    load_onnx_encoder,
-)
+from qa.embed import DEFAULT_MODEL, Encoder, OnnxEncoder, has_onnx_export, load_encoder, load_onnx_encoder
 from qa.errors import QAError
 from qa.ingest import Article
+from qa.read import load_shipped_reader
 from qa.reader import load_reader
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever, stem
-from qa.span_net import SpanScores, load_span_nets
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
-# Passages whose token vectors (two layers per token) are kept for later questions: about 400 MB at most.
-TOKEN_CACHE_PASSAGES = 512
 
 
 class QA:
@@ -56,7 +44,6 @@ class QA:
         self.on_progress = on_progress
         self._loaded: store.LoadedIndex | None = None
         self._retriever: Retriever | None = None
-        self._passage_tokens: OrderedDict[str, TokenStates] = OrderedDict()
 
     # ------------------------------------------------------------------ index
 
@@ -108,30 +95,8 @@ class QA:
             return load_onnx_encoder(self._loaded.folder)
         return self.encoder()
 
-    def token_encoder(self) -> Encoder | OnnxEncoder:
-        """The default model, whose token vectors the span networks were trained on (the index's own
-        encoder when it is that model, so no torch is loaded for it)."""
-        encoder = self.query_encoder()
-        return encoder if encoder.name in DEFAULT_ALIASES else load_encoder(DEFAULT_MODEL)
-
-    def span_scores(self, question: str, passages: Sequence[Passage]) -> list[SpanScores]:
-        """The span networks' start/end scores over each passage; passage vectors are cached."""
-        encoder = self.token_encoder()
-        missing = list(dict.fromkeys(p.text for p in passages if p.text not in self._passage_tokens))
-        for text, states in zip(missing, encoder.token_states(missing) if missing else []):
-            self._passage_tokens[text] = states
-        for p in passages:
-            self._passage_tokens.move_to_end(p.text)
-        while len(self._passage_tokens) > TOKEN_CACHE_PASSAGES:
-            self._passage_tokens.popitem(last=False)
-        return load_span_nets().scores(encoder.token_states([question])[0], question,
-                                       [self._passage_tokens[p.text] for p in passages], [p.text for p in passages])
-
     def _embed_query(self, text: str) -> np.ndarray:
         return self.query_encoder().encode([text])[0]
-
-    def _idf(self, term: str) -> float:
-        return self.retriever().bm25_index.idf(stem(term))
 
     # ------------------------------------------------------------------ queries
 
@@ -147,15 +112,12 @@ class QA:
         """The answer (or None), its confidence, sentence and citations, and the passages it came from.
 
         `reader` names a transformers extractive-QA model (local folder or cached name) to pick the
-        answer instead of the built-in answerer.
+        answer instead of the built-in reader.
         """
         question = _check_text(question, "question")
-        model_reader = load_reader(reader) if reader else None  # a bad model fails before any work
-        reading = self.reading(question, top_k, retriever, fusion, alpha)
-        if model_reader is None:
-            result = answerer.answer(question, reading)
-        else:
-            result = answerer.answer_with_reader(question, reading, model_reader)
+        span_reader = load_reader(reader) if reader else load_shipped_reader()  # a bad model fails before any work
+        hits, passages = self.passages_for(question, top_k, retriever, fusion, alpha)
+        result = answer(question, passages, span_reader)
         return {
             "question": question,
             "answer": result.answer,
@@ -166,22 +128,14 @@ class QA:
                 if result.answer is not None else None
             ),
             "citations": [asdict(c) for c in result.citations],
-            "passages": [_passage_dict(rank, hit, passage)
-                         for rank, (hit, passage) in enumerate(zip(reading.hits, reading.passages), 1)],
+            "passages": [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)],
         }
 
-    def reading(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-                alpha: float = DEFAULT_ALPHA) -> answerer.Reading:
-        """The retrieved passages and index helpers the answerer reads for `question`."""
+    def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid",
+                     fusion: str = DEFAULT_FUSION, alpha: float = DEFAULT_ALPHA) -> tuple[list[Hit], list[Passage]]:
+        """The passages the reader reads for `question`, with their retrieval hits."""
         hits = self._hits(question, top_k, retriever, fusion, alpha, CANDIDATE_DEPTH)
-        return answerer.Reading(
-            hits=hits,
-            passages=[self._loaded.passages[h.passage_id] for h in hits],
-            idf=self._idf,
-            embed=lambda texts: self.query_encoder().encode(texts),
-            query_vector=self.retriever().query_vector(question),
-            span_scores=lambda passages: self.span_scores(question, passages),
-        )
+        return hits, [self._loaded.passages[h.passage_id] for h in hits]
 
     def _hits(self, query: str, k: int, retriever: str, fusion: str, alpha: float, depth: int) -> list[Hit]:
         if k < 1:

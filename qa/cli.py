@@ -128,7 +128,7 @@ def ask(
     strict: bool = StrictOption,
     reader: Optional[str] = typer.Option(
         None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
-                               "to pick the answer instead of the built-in answerer."),
+                               "to pick the answer instead of the built-in reader."),
 ) -> None:
     """Answer QUESTION from the articles, with the sentence it comes from and citations."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,10 +21,6 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 BATCH_SIZE = 32
-MIDDLE_LAYER = 3
-"""The transformer layer whose token vectors one of the span networks reads besides the last one:
-MiniLM's middle layers still carry a word's own identity, which the last layer has blended into its
-context (given the paragraph, held-out F1 0.62 with them against 0.55 without; eval/README.md)."""
 
 
 class ModelError(QAError):
@@ -81,15 +76,6 @@ def resolve_model(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-@dataclass
-class TokenStates:
-    """One text's token vectors, the last layer's then MIDDLE_LAYER's, with each token's character
-    range (special tokens: (0, 0))."""
-
-    vectors: np.ndarray  # (tokens, 2 * dim) float32
-    offsets: np.ndarray  # (tokens, 2) int
-
-
 class Encoder:
     """Turns texts into L2-normalized float32 vectors (inner product = cosine)."""
 
@@ -117,24 +103,6 @@ class Encoder:
         return _encode_sorted(texts, self.dim, batch_size, on_batch, lambda batch: self.model.encode(
             batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
 
-    def token_states(self, texts: list[str], batch_size: int = BATCH_SIZE) -> list[TokenStates]:
-        """Per-token vectors before pooling, for the span networks (qa/span_net.py)."""
-        import torch
-
-        tokenizer, network = self.model.tokenizer, self.model[0].auto_model
-        out: list[TokenStates | None] = [None] * len(texts)
-        for chosen in _length_batches(texts, batch_size):
-            batch = tokenizer([texts[i] for i in chosen], return_offsets_mapping=True, truncation=True, padding=True,
-                              max_length=int(self.model.max_seq_length), return_tensors="pt")
-            offsets = batch.pop("offset_mapping").numpy()
-            lengths = batch["attention_mask"].sum(dim=1).tolist()
-            with torch.inference_mode():
-                layers = network(**batch, output_hidden_states=True).hidden_states
-                hidden = torch.cat([layers[-1], layers[_middle(len(layers))]], dim=-1).float().numpy()
-            for k, i in enumerate(chosen):
-                out[i] = TokenStates(hidden[k, : lengths[k]], offsets[k, : lengths[k]])
-        return out
-
     def export_onnx(self, folder: Path) -> bool:
         """Write the model as ONNX plus its tokenizer and pooling into `folder` for torch-free queries.
 
@@ -154,29 +122,28 @@ class Encoder:
             return False
         network = self.model[0].auto_model.eval()
 
-        class LastAndMiddle(torch.nn.Module):
+        class LastLayer(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.network = network
 
             def forward(self, input_ids, attention_mask, token_type_ids):
-                layers = self.network(input_ids=input_ids, attention_mask=attention_mask,
-                                      token_type_ids=token_type_ids, output_hidden_states=True).hidden_states
-                return layers[-1], layers[_middle(len(layers))]
+                return self.network(input_ids=input_ids, attention_mask=attention_mask,
+                                    token_type_ids=token_type_ids).last_hidden_state
 
         sample = torch.ones((1, 8), dtype=torch.long)
         names = ["input_ids", "attention_mask", "token_type_ids"]
-        outputs = ["last_hidden_state", "middle_hidden_state"]
+        outputs = list(ONNX_OUTPUTS)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(LastAndMiddle(), (sample, sample, torch.zeros_like(sample)), str(folder / ONNX_FILE),
+            torch.onnx.export(LastLayer(), (sample, sample, torch.zeros_like(sample)), str(folder / ONNX_FILE),
                               input_names=names, output_names=outputs,
                               dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs},
                               opset_version=17, dynamo=False)
         tokenizer.save(str(folder / ONNX_TOKENIZER))
         (folder / ONNX_CONFIG).write_text(json.dumps({
             "model": self.name, "weights_sha256": self.weights_sha256, "dim": self.dim, "pooling": pooling,
-            "max_seq_length": int(self.model.max_seq_length), "middle_layer": MIDDLE_LAYER,
+            "max_seq_length": int(self.model.max_seq_length), "outputs": list(ONNX_OUTPUTS),
         }), encoding="utf-8")
         return True
 
@@ -185,6 +152,7 @@ ONNX_FILE = "encoder.onnx"
 ONNX_TOKENIZER = "tokenizer.json"
 ONNX_CONFIG = "encoder.json"
 ONNX_FILES = (ONNX_FILE, ONNX_TOKENIZER, ONNX_CONFIG)
+ONNX_OUTPUTS = ("last_hidden_state",)
 
 
 def has_onnx_export(folder: Path) -> bool:
@@ -209,23 +177,12 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
 
-    def _hidden(self, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-        """Encodings, attention mask, last and middle layer states of a batch."""
+    def _batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        last, middle = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-        return encodings, mask, last, middle
-
-    def token_states(self, texts: list[str]) -> list[TokenStates]:
-        encodings, mask, last, middle = self._hidden(texts)
-        hidden = np.concatenate([last, middle], axis=2)
-        lengths = mask.sum(axis=1)
-        return [TokenStates(hidden[k, :n], np.array(e.offsets[:n])) for k, (e, n) in enumerate(zip(encodings, lengths))]
-
-    def _batch(self, texts: list[str]) -> np.ndarray:
-        _, mask, hidden, _ = self._hidden(texts)
+        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         weights = mask[..., None].astype(np.float32)
         if self.pooling == "cls":
             vectors = hidden[:, 0]
@@ -238,11 +195,6 @@ class OnnxEncoder:
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         return _encode_sorted(texts, self.dim, batch_size, on_batch, self._batch)
-
-
-def _middle(states: int) -> int:
-    """Index of MIDDLE_LAYER among a model's `states` hidden states (embeddings first), for shallow models too."""
-    return min(MIDDLE_LAYER, states - 1)
 
 
 def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:

@@ -226,13 +226,9 @@ _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 
 
 HEADER_CHARS = 1000
-"""An article's byline and dateline are looked for this near its top."""
-_NAME = r"[A-Z][\w'’.-]*(?:[ \t]+[A-Z][\w'’.-]*)*"
-_NEXT_NAME = rf"(?:,[ \t]*|[ \t]+and[ \t]+)(?!{_DATELINE.pattern})"  # "By Jane Roe, Apr 2, 2025": a date ends the names
-_BYLINE = re.compile(rf"[ \t]*(?:By|BY)[ \t]+({_NAME}(?:{_NEXT_NAME}{_NAME})*)")
+"""An article's dateline is looked for this near its top."""
 _SHORT_LINE_WORDS = 12
-"""A byline is a short line ("By Monday, the company had ..." opens a sentence), and so is a line
-whose bare ISO date is the article's (in prose it is some other date)."""
+"""A line whose bare ISO date is the article's is short (in prose it is some other date)."""
 
 
 def _header_lines(text: str, offset: int) -> Iterator[tuple[re.Match, bool]]:
@@ -248,15 +244,6 @@ def dateline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
         found = _DATELINE.search(line.group()) or (_ISO_DATE.search(line.group()) if short else None)
         if found:
             return line.start() + found.start(), line.start() + found.end()
-    return None
-
-
-def byline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
-    """Offsets in `text` of the author names of a "By ..." line in its header."""
-    for line, short in _header_lines(text, offset):
-        found = _BYLINE.match(line.group()) if short else None
-        if found:
-            return line.start() + found.start(1), line.start() + found.end(1)
     return None
 
 

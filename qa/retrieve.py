@@ -3,7 +3,7 @@
 BM25 tokenizer: Unicode words, lowercased, curly apostrophes folded, a trailing possessive "'s"
 dropped, English stopwords removed, and a light stemmer applied (`stem`: plurals, irregular past
 forms, -ing/-ed, a final e). Each choice was measured on eval/gold.jsonl and SQuAD (see
-eval/README.md). The answerer matches question words by `plural_stem` only (see qa/answer.py).
+eval/README.md).
 """
 
 from __future__ import annotations

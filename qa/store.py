@@ -26,21 +26,14 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import (
-    MIDDLE_LAYER,
-    ONNX_CONFIG,
-    ONNX_FILES,
-    file_sha256,
-    has_onnx_export,
-    resolve_model,
-)
+from qa.embed import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, file_sha256, has_onnx_export, resolve_model
 from qa.errors import QAError
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """Raised whenever what an index holds changes, including the passages ingest and chunking cut and
 the BM25 terms (4: a leading `date` field is no longer body text, and terms are stemmed by
-`retrieve.stem`; 5: the model's ONNX export also gives MiniLM's middle layer, which a span network
-reads), so an older index is rebuilt rather than trusted."""
+`retrieve.stem`; 5: the model's ONNX export also gave MiniLM's middle layer; 6: it no longer does),
+so an older index is rebuilt rather than trusted."""
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"
@@ -395,8 +388,8 @@ def _reusable_model_export(live: Path | None, model_name: str, weights: str | No
         config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    wanted = (model_name, weights, MIDDLE_LAYER)
-    return live if (config.get("model"), config.get("weights_sha256"), config.get("middle_layer")) == wanted else None
+    wanted = (model_name, weights, list(ONNX_OUTPUTS))
+    return live if (config.get("model"), config.get("weights_sha256"), config.get("outputs")) == wanted else None
 
 
 def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], vectors: np.ndarray,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from qa.api import QA
+
+# The reader's ONNX export goes to a cache folder of this test session, never the user's own cache.
+os.environ["QA_CACHE"] = tempfile.mkdtemp(prefix="qa-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -76,8 +76,3 @@ def test_onnx_export_reproduces_sentence_transformers(tmp_path):
     ours = onnx.encode(VARIED, batch_size=3)
     cosines = (reference * ours).sum(axis=1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(ours, axis=1)
     assert cosines.min() >= 0.9999
-    # the span networks' input: both layers per token, with the same character ranges either way
-    for mine, theirs in zip(onnx.token_states(VARIED[2:]), encoder.token_states(VARIED[2:])):
-        assert mine.vectors.shape == theirs.vectors.shape == (len(theirs.offsets), 2 * encoder.dim)
-        assert np.array_equal(mine.offsets, theirs.offsets)
-        assert np.abs(mine.vectors - theirs.vectors).max() < 1e-3

