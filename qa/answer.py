@@ -1,7 +1,7 @@
 """Extractive answering: the reader's best span among the retrieved passages, cited exactly.
 
 Every answer is a slice of an article; nothing is generated. The reader (qa/read.py, or a user's
-transformers model through qa/reader.py) scores the spans of all passages read in one batch; the
+transformers model through qa/reader.py) scores the spans of all passages read together; the
 best span's margin over "no answer" becomes the confidence through the reader's calibration, and
 below the calibration's threshold the answerer abstains.
 """
