@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -37,17 +36,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from training.squad_data import Example, load_examples  # noqa: E402
-from qa.embed import packaged_model_dir, resolve_model  # noqa: E402
+from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
 from qa.spans import best_spans  # noqa: E402
 from qa.squad import best_over_gold  # noqa: E402
 from qa.windows import Window, Windower, padded  # noqa: E402
 
 
 CHECKPOINT_STEPS = 200  # a session can end mid-epoch; the last checkpoint is never older than this
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_windower(model_dir: Path) -> Windower:
