@@ -209,9 +209,11 @@ class OnnxReader:
 @lru_cache(maxsize=1)
 def load_shipped_reader() -> OnnxReader:
     """The reader from its cached export; a damaged export (only ever one this module wrote) is made again."""
-    folder = export_folder()
+    card = load_card()
+    int8, values = bool(card.get("int8", False)), calibration(card)
+    folder = export_folder(int8=int8)
     try:
-        return OnnxReader(folder, calibration(load_card()))
+        return OnnxReader(folder, values)
     except Exception:  # onnxruntime and tokenizers raise their own types for a damaged file
         shutil.rmtree(folder)
-        return OnnxReader(export_folder(), calibration(load_card()))
+        return OnnxReader(export_folder(int8=int8), values)

@@ -128,11 +128,6 @@ class OkapiBM25:
     def get_scores(self, terms: list[str]) -> np.ndarray:
         return np.asarray(self.model.get_scores(terms), dtype=np.float64) if self.model else np.zeros(0)
 
-    def idf(self, term: str) -> float:
-        if self.model is None:
-            return 1.0
-        return float(self.model.idf.get(term, self.model.average_idf * 2))
-
 
 class SparseBM25:
     """bm25s (Robertson idf, same k1 and b): scores precomputed at build time into a sparse matrix."""
@@ -141,7 +136,6 @@ class SparseBM25:
         self.model = model
         self.vocab = model.vocab_dict
         self.num_docs = int(model.scores["num_docs"])
-        self.indptr = model.scores["indptr"]
 
     @classmethod
     def build(cls, tokens: list[list[str]]) -> "SparseBM25":
@@ -165,13 +159,6 @@ class SparseBM25:
         if not known:
             return np.zeros(self.num_docs)
         return np.asarray(self.model.get_scores(known), dtype=np.float64)
-
-    def idf(self, term: str) -> float:
-        column = self.vocab.get(term)
-        if column is None:
-            return float(np.log(self.num_docs + 1.0))
-        df = int(self.indptr[column + 1] - self.indptr[column])
-        return float(max(np.log((self.num_docs - df + 0.5) / (df + 0.5)), IDF_FLOOR))
 
 
 @dataclass

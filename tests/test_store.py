@@ -126,8 +126,10 @@ def test_query_path_never_imports_torch(seeds_index):
     import subprocess
     import sys
 
+    from qa.read import export_folder
     from tests.conftest import SEEDS
 
+    export_folder()  # the reader's one-off export (which needs torch) is done, as after a first question
     code = (
         "import sys; from qa.api import QA; "
         f"r = QA({str(SEEDS)!r}, {str(seeds_index)!r}).ask('who built Stargate data centers'); "
