@@ -17,7 +17,7 @@ import numpy as np
 from qa import store
 from qa.answer import answer
 from qa.chunk import Passage
-from qa.embed import DEFAULT_MODEL, Encoder, OnnxEncoder, has_onnx_export, load_encoder, load_onnx_encoder
+from qa.embed import DEFAULT_MODEL, Encoder, ModelError, OnnxEncoder, has_onnx_export, load_encoder, load_onnx_encoder
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.read import load_shipped_reader
@@ -33,38 +33,53 @@ class QA:
     """One corpus, its index and the model, loaded lazily and kept for repeated questions."""
 
     def __init__(self, corpus: str | Path | Sequence[Article] = DEFAULT_CORPUS, index: str | Path = DEFAULT_INDEX,
-                 model: str = DEFAULT_MODEL, strict: bool = False,
+                 model: str = DEFAULT_MODEL, strict: bool = False, follow_links: bool = False,
                  on_notice: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None):
         self.corpus = Path(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
         self.index_dir = Path(index)
         self.model_name = model
         self.strict = strict
-        self.on_notice = on_notice or (lambda message: None)
+        self.follow_links = follow_links
+        self._on_notice = on_notice or (lambda message: None)
         self.on_progress = on_progress
+        self.warnings: list[str] = []  # every notice given so far, for callers that show no stderr (--json)
         self._loaded: store.LoadedIndex | None = None
         self._retriever: Retriever | None = None
+
+    def on_notice(self, message: str) -> None:
+        self.warnings.append(message)
+        self._on_notice(message)
 
     # ------------------------------------------------------------------ index
 
     def encoder(self) -> Encoder:
         return load_encoder(self.model_name)
 
-    def build(self, force: bool = False) -> store.BuildReport:
-        """Bring the index up to date with the corpus (or rebuild it) and report what was done."""
+    def build(self, force: bool = False, verify: bool = False) -> store.BuildReport:
+        """Bring the index up to date with the corpus (or rebuild it) and report what was done.
+
+        `verify` hashes every file of the index, not only the small ones, and rebuilds it if one
+        does not match."""
         report = store.build(
-            self.corpus, self.index_dir, self.model_name, force=force, strict=self.strict,
-            make_encoder=self.encoder, on_progress=self.on_progress,
+            self.corpus, self.index_dir, self.model_name, force=force, verify=verify, strict=self.strict,
+            follow_links=self.follow_links, make_encoder=self.encoder, on_progress=self.on_progress,
             on_wait=lambda: self.on_notice(f"another build of {self.index_dir} is running; waiting for it"),
         )
         for warning in report.skipped:
             self.on_notice(f"skipped {warning}")
-        self._loaded = self._retriever = None
+        self.close()
         return report
+
+    def close(self) -> None:
+        """Release the index generation this object reads, so a later build may remove it."""
+        if self._loaded is not None:
+            self._loaded.close()
+        self._loaded = self._retriever = None
 
     def ensure_index(self) -> None:
         """Build on first use and rebuild when the corpus or model changed, saying why."""
-        reason = store.staleness(self.index_dir, self.corpus, self.model_name)
+        reason = store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links)
         if reason is not None:
             self.on_notice(f"building the index in {self.index_dir} ({reason})")
             self.build()
@@ -73,15 +88,22 @@ class QA:
         if self._retriever is None:
             self.ensure_index()
             try:
-                self._loaded = store.load(self.index_dir)
+                self._open(store.load(self.index_dir))
+            except store.NewerIndexError:
+                raise
             except store.StoreError as exc:
-                # The corpus is at hand, so replacing a damaged index is safe (and atomic).
-                self.on_notice(f"{exc}; rebuilding it now")
-                self.build(force=True)
-                self._loaded = store.load(self.index_dir)
-            self._retriever = Retriever(self._loaded.sparse, self._loaded.dense, self._embed_query,
-                                        len(self._loaded.passages))
+                self._heal(exc.problem)
         return self._retriever
+
+    def _open(self, loaded: store.LoadedIndex) -> None:
+        self._loaded = loaded
+        self._retriever = Retriever(loaded.sparse, loaded.dense, self._embed_query, len(loaded.passages))
+
+    def _heal(self, problem: str) -> None:
+        """Replace a damaged index from the corpus, which is at hand, so this is safe (and atomic)."""
+        self.on_notice(f"{problem}; rebuilding it now")
+        self.build(force=True)
+        self._open(store.load(self.index_dir))
 
     def all_passages(self) -> list[Passage]:
         """Every passage of the index, in index order (read in full: meant for evaluation)."""
@@ -92,7 +114,11 @@ class QA:
         """The index's ONNX export when it has one (no torch import), else the model itself."""
         self.retriever()
         if has_onnx_export(self._loaded.folder):
-            return load_onnx_encoder(self._loaded.folder)
+            try:
+                return load_onnx_encoder(self._loaded.folder)
+            except ModelError as exc:
+                self._heal(str(exc))
+                return load_onnx_encoder(self._loaded.folder)
         return self.encoder()
 
     def _embed_query(self, text: str) -> np.ndarray:

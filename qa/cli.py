@@ -1,13 +1,14 @@
 """`qa`: ask questions about a folder of articles and see exactly where each answer came from.
 
 A thin layer over `qa.api.QA`: it parses options, renders with rich, and turns every
-`QAError` (and Ctrl-C) into one line on stderr with a non-zero exit.
+`QAError` (and Ctrl-C, SIGTERM) into one line on stderr with a non-zero exit. Everything it prints
+that comes from files or the user (names, titles, text) is shown with control characters escaped.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import re
 from enum import Enum
 from typing import Callable, Optional
 
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
 from qa.embed import DEFAULT_MODEL
-from qa.errors import QAError
+from qa.errors import QAError, interruption
 from qa.retrieve import DEFAULT_ALPHA, DEFAULT_FUSION
 
 app = typer.Typer(
@@ -54,6 +55,8 @@ FusionOption = typer.Option(
 AlphaOption = typer.Option(DEFAULT_ALPHA, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
 StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
+FollowLinksOption = typer.Option(
+    False, "--follow-links", help="Also index files and folders that links in the corpus lead to outside it.")
 
 
 def _safe(text: str) -> str:
@@ -61,23 +64,44 @@ def _safe(text: str) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
 
 
+def _shown(text: str) -> str:
+    """`_safe` text as rich markup: neither the terminal nor rich interprets any of it."""
+    return escape(_safe(text))
+
+
+def _json(data: dict) -> str:
+    """One JSON line in which no character can act on a terminal: json escapes C0 controls, this
+    also DEL, C1 controls (U+009B is a one-byte CSI) and the other unprintable ones (bidi overrides)."""
+    text = json.dumps(data, ensure_ascii=False)
+    return re.sub(r"[^\x20-\x7e]", lambda m: m.group() if m.group().isprintable() else json.dumps(m.group())[1:-1], text)
+
+
+_live_progress: list = []  # progress bars on screen: stopped on any way out, so the cursor comes back
+
+
 def _run(action: Callable[[], None]) -> None:
     try:
         action()
     except QAError as exc:
-        err.print(f"[bold red]error:[/] {escape(_safe(str(exc)))}")
+        err.print(f"[bold red]error:[/] {_shown(str(exc))}")
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        message, code = interruption(exc)
+        err.print(f"[bold red]error:[/] {message}")
+        raise typer.Exit(code) from None
     except OSError as exc:
-        err.print(f"[bold red]error:[/] {escape(_safe(exc.strerror or str(exc)))}: {escape(str(exc.filename or ''))}")
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"[bold red]error:[/] {_shown((exc.strerror or str(exc)) + where)}")
         raise typer.Exit(1) from None
+    finally:
+        while _live_progress:
+            _live_progress.pop().stop()
 
 
-def _make_qa(corpus: str, index: str, model: str, strict: bool, quiet: bool) -> QA:
-    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{escape(_safe(message))}[/]"))
-    return QA(corpus, index, model, strict=strict, on_notice=notice, on_progress=_progress_bar(quiet))
+def _make_qa(corpus: str, index: str, model: str, strict: bool, quiet: bool, follow_links: bool) -> QA:
+    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{_shown(message)}[/]"))
+    return QA(corpus, index, model, strict=strict, follow_links=follow_links, on_notice=notice,
+              on_progress=_progress_bar(quiet))
 
 
 def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
@@ -103,12 +127,14 @@ def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
             state["progress"] = progress
             state["task"] = progress.add_task("embed", total=total, rate="")
             progress.start()
+            _live_progress.append(progress)
         progress = state["progress"]
         task = progress.tasks[0]
         rate = f"{task.speed:.0f} passages/s" if task.speed else ""
         progress.update(state["task"], completed=done, total=total, rate=rate)
         if done >= total:
             progress.stop()
+            _live_progress.remove(progress)
             state.clear()
 
     return update
@@ -126,6 +152,7 @@ def ask(
     fusion: FusionChoice = FusionOption,
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
+    follow_links: bool = FollowLinksOption,
     reader: Optional[str] = typer.Option(
         None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
                                "to pick the answer instead of the built-in reader."),
@@ -133,12 +160,12 @@ def ask(
     """Answer QUESTION from the articles, with the sentence it comes from and citations."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, quiet=json_output)
+        qa = _make_qa(corpus, index, model, strict, json_output, follow_links)
         result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha,
                         reader=reader)
         if json_output:
             result.pop("answer_in_sentence")
-            print(json.dumps(result, ensure_ascii=False))
+            print(_json({**result, "warnings": qa.warnings}))
         else:
             _show_answer(result)
 
@@ -157,16 +184,17 @@ def search(
     fusion: FusionChoice = FusionOption,
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
+    follow_links: bool = FollowLinksOption,
 ) -> None:
     """Rank the passages for QUERY, showing fused and per-retriever ranks."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, quiet=json_output)
+        qa = _make_qa(corpus, index, model, strict, json_output, follow_links)
         passages = qa.search(query, k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
         if json_output:
-            print(json.dumps({"query": query.strip(), "passages": passages}, ensure_ascii=False))
+            print(_json({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
         else:
-            _show_passages(passages, title=f"Passages for: {_safe(query.strip())}")
+            _show_passages(passages, title=f"Passages for: {_shown(query.strip())}")
 
     _run(action)
 
@@ -174,23 +202,26 @@ def search(
 @app.command()
 def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild from scratch even if nothing changed."),
+    verify: bool = typer.Option(False, "--verify", help="Hash every index file, the big ones too, and rebuild "
+                                                        "the index if one does not match."),
     corpus: str = CorpusOption,
     index: str = IndexOption,
     model: str = ModelOption,
     strict: bool = StrictOption,
+    follow_links: bool = FollowLinksOption,
 ) -> None:
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, quiet=False)
-        report = qa.build(force=rebuild)
+        qa = _make_qa(corpus, index, model, strict, False, follow_links)
+        report = qa.build(force=rebuild, verify=verify)
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
         out.print(
             f"[green]index {verb}[/] {report.files} articles, {report.passages} passages "
             f"({report.embedded} embedded, {report.passages - report.embedded if report.built else report.passages} reused) "
-            f"in {report.seconds:.1f}s{rate} -> {escape(index)}"
-            + (f"  [dim]({escape(report.reason)})[/]" if report.built else "")
+            f"in {report.seconds:.1f}s{rate} -> {_shown(index)}"
+            + (f"  [dim]({_shown(report.reason)})[/]" if report.built else "")
         )
         if report.skipped:
             out.print(f"[yellow]{len(report.skipped)} file(s) skipped[/] (see warnings above)")
@@ -203,12 +234,12 @@ def index(
 
 def _citation_line(citation: dict) -> str:
     date = f", {citation['date']}" if citation.get("date") else ""
-    return (f"[bold]{escape(citation['source'])}[/] — {escape(_safe(citation['title']))}{escape(date)} "
+    return (f"[bold]{_shown(citation['source'])}[/] — {_shown(citation['title'])}{_shown(date)} "
             f"[dim]chars {citation['start']}–{citation['end']}[/]")
 
 
 def _show_answer(result: dict) -> None:
-    out.print(f"[bold]Q:[/] {escape(_safe(result['question']))}")
+    out.print(f"[bold]Q:[/] {_shown(result['question'])}")
     if result["answer"] is None:
         out.print(Panel(Text("No answer found in the articles.", style="bold yellow"), expand=False))
         out.print(f"confidence {result['confidence']:.2f} (below the answering threshold)")
@@ -238,17 +269,15 @@ def _show_passages(passages: list[dict], title: str) -> None:
     table.add_column("source / passage", ratio=1)
     for p in passages:
         snippet = p["text"] if len(p["text"]) <= 320 else p["text"][:320].rsplit(" ", 1)[0] + " …"
-        where = f"[bold]{escape(p['source'])}[/] [dim]{p['start']}–{p['end']}[/]\n"
+        where = f"[bold]{_shown(p['source'])}[/] [dim]{p['start']}–{p['end']}[/]\n"
         table.add_row(str(p["rank"]), f"{p['score']:.4f}",
                       "-" if p["bm25_rank"] is None else str(p["bm25_rank"]),
                       "-" if p["dense_rank"] is None else str(p["dense_rank"]),
-                      where + escape(_safe(snippet)))
+                      where + _shown(snippet))
     out.print(table)
 
 
-def main() -> None:
-    app()
+if __name__ == "__main__":  # python -m qa.cli, the way eval/bench.py runs older checkouts too
+    from qa.__main__ import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -76,6 +76,24 @@ def resolve_model(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def damaged_weights(name: str) -> str | None:
+    """Why a local model folder's safetensors weights cannot be read (truncated, not safetensors),
+    or None: said plainly rather than as "cannot load offline"."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        return None
+    from safetensors import safe_open
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="numpy"):
+                pass
+        except Exception as exc:  # safetensors raises its own error types for every kind of damage
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return f"model weights {weights} are damaged ({reason}); replace the file"
+    return None
+
+
 class Encoder:
     """Turns texts into L2-normalized float32 vectors (inner product = cosine)."""
 
@@ -85,6 +103,9 @@ class Encoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        damage = damaged_weights(self.location)
+        if damage:
+            raise ModelError(damage)
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -166,16 +187,20 @@ class OnnxEncoder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        config = json.loads((folder / ONNX_CONFIG).read_text(encoding="utf-8"))
-        self.name, self.weights_sha256 = config["model"], config["weights_sha256"]
-        self.dim, self.pooling = int(config["dim"]), config["pooling"]
-        self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
-        self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
-        self.tokenizer.enable_padding()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        try:
+            config = json.loads((folder / ONNX_CONFIG).read_text(encoding="utf-8"))
+            self.name, self.weights_sha256 = config["model"], config["weights_sha256"]
+            self.dim, self.pooling = int(config["dim"]), config["pooling"]
+            self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
+            self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+            self.tokenizer.enable_padding()
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+            options.log_severity_level = 3
+            self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime, tokenizers and json each raise their own types
+            raise ModelError(f"the model's export in {folder} is damaged ({type(exc).__name__})") from None
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)

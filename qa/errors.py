@@ -1,5 +1,14 @@
-"""The one exception type the CLI turns into a one-line message and a non-zero exit."""
+"""The exception types the CLI turns into a one-line message and a non-zero exit."""
 
 
 class QAError(Exception):
     """Something a user can fix; the message says what is wrong and what to do."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs (staging removed, terminal restored)."""
+
+
+def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """The one line and the exit status (128 + signal number) for Ctrl-C or SIGTERM."""
+    return ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)

@@ -7,6 +7,7 @@ so a citation's `start`/`end` always index the same string a user gets by decodi
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -58,61 +59,80 @@ class Corpus:
 # --------------------------------------------------------------------------- listing
 
 
-def list_corpus(folder: str | os.PathLike) -> list[CorpusFile]:
+@dataclass
+class Listing:
+    files: list[CorpusFile]
+    outside_links: list[str]  # links left out because they lead out of the corpus folder
+
+
+def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listing:
     """Every supported file under `folder`, recursively, sorted by relative path.
 
-    Symlinked folders are followed once; a loop back to a folder already visited is ignored.
+    Links within the folder are followed (a folder reached twice is read once); links leading out of
+    it only with `follow_links`, so an answer never quotes a file the user did not put in the corpus.
+    The walk keeps its own stack: a tree thousands of levels deep is fine.
     """
     root = Path(folder)
     if not root.exists():
         raise CorpusError(f"corpus folder not found: {root}")
     if not root.is_dir():
         raise CorpusError(f"corpus path is not a folder: {root}")
+    real_root = root.resolve()
     found: list[CorpusFile] = []
+    outside: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
-
-    def walk(directory: Path) -> None:
+    pending = [root]
+    while pending:
+        directory = pending.pop()
         try:
             st = directory.stat()
+            entries = list(os.scandir(directory))
         except OSError:
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            return
-        seen_dirs.add(key)
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
-            return
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             try:
-                if entry.is_dir():
-                    walk(Path(entry.path))
-                elif entry.is_file() and entry.name.lower().endswith(SUPPORTED_SUFFIXES):
+                is_dir = entry.is_dir()
+                wanted = is_dir or (entry.is_file() and entry.name.lower().endswith(SUPPORTED_SUFFIXES))
+                if not wanted:
+                    continue
+                rel = Path(entry.path).relative_to(root).as_posix()
+                if entry.is_symlink() and not follow_links and not Path(entry.path).resolve().is_relative_to(real_root):
+                    outside.append(rel)
+                elif is_dir:
+                    pending.append(Path(entry.path))
+                else:
                     est = entry.stat()
-                    rel = Path(entry.path).relative_to(root).as_posix()
                     found.append(CorpusFile(Path(entry.path), rel, est.st_size, est.st_mtime_ns))
             except OSError:
                 continue  # dangling symlink or vanished file
-
-    walk(root)
     found.sort(key=lambda f: f.source)
-    return found
+    return Listing(found, sorted(outside))
 
 
 # --------------------------------------------------------------------------- decoding
 
 
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+"""UTF-32 first: its little-endian BOM begins with UTF-16's."""
+
+
 def decode(data: bytes, name: str) -> str:
-    """UTF-8 text (a BOM is dropped). Anything else is refused so offsets can be trusted."""
-    if b"\x00" in data[:8192]:
-        raise ValueError(f"{name}: looks binary (NUL bytes), not a text article")
+    """UTF-8, or UTF-16/32 when a BOM says so (the BOM is dropped). Anything else is refused, and so
+    is text holding a NUL anywhere, so offsets can be trusted and binary files stay out."""
+    encoding = next((codec for bom, codec in BOMS if data.startswith(bom)), "utf-8")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{name}: not valid UTF-8 (byte {exc.start}); convert it to UTF-8") from None
+        raise ValueError(f"{name}: not valid {encoding.upper().removesuffix('-SIG')} (byte {exc.start}); "
+                         "convert it to UTF-8") from None
+    if "\x00" in text:
+        raise ValueError(f"{name}: looks binary (NUL characters), not a text article")
     return text
 
 
@@ -316,14 +336,20 @@ def article_from_text(source: str, text: str, title: str | None = None, sha256: 
     )
 
 
-def read_corpus(folder: str | os.PathLike, strict: bool = False) -> Corpus:
+def read_corpus(folder: str | os.PathLike, strict: bool = False, follow_links: bool = False) -> Corpus:
     """All usable articles under `folder`. A bad file is skipped with a warning (an error if strict)."""
-    files = list_corpus(folder)
+    listing = list_corpus(folder, follow_links)
+    files = listing.files
+    corpus = Corpus(files=files, articles=[])
+    if listing.outside_links:
+        shown = ", ".join(listing.outside_links[:5]) + (" …" if len(listing.outside_links) > 5 else "")
+        corpus.skipped.append(f"{len(listing.outside_links)} link(s) leading out of the corpus folder, not followed: "
+                              f"{shown} (pass --follow-links to index them)")
     if not files:
         raise CorpusError(
             f"no articles in {folder}: expected {', '.join(SUPPORTED_SUFFIXES)} files"
+            + (f"; {corpus.skipped[0]}" if corpus.skipped else "")
         )
-    corpus = Corpus(files=files, articles=[])
     for file in files:
         try:
             corpus.articles.append(read_article(file))

@@ -12,6 +12,7 @@ import os
 from functools import lru_cache
 from typing import Sequence
 
+from qa.embed import damaged_weights
 from qa.errors import QAError
 from qa.read import Calibration
 from qa.spans import SpanChoice, best_spans
@@ -29,6 +30,9 @@ class TransformersReader:
 
     def __init__(self, name: str):
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        damage = damaged_weights(name)
+        if damage:
+            raise ReaderError(damage)
         try:
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 

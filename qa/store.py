@@ -1,9 +1,14 @@
 """The index on disk: built beside the live one, switched in atomically, read without pickle.
 
-Layout of an index folder:
+Layout of an index folder (qa builds only in an empty folder or one it made, and removes only what
+it can prove it made: a folder whose `.qa-generation` holds this index's id):
+    .qa-index        this index's id (random), written when the folder became an index
+    .gitignore       "everything here is generated", so an index inside a repository stays out of it
     CURRENT          name of the live generation (replaced with os.replace, so readers see
                      either the old or the new one, never a mix)
-    gen-*/           one complete index: manifest.json, passages.jsonl, dense.faiss
+    gen-*/           one complete index: manifest.json, passages.jsonl, dense.faiss, ...; readers
+                     hold a shared lock on its `.qa-generation` while they use it, and a build
+                     removes an old generation only when it can take that lock exclusively
     .build-*/        a build in progress (removed by the next build if it was interrupted)
     .lock            held by the one build allowed at a time
 """
@@ -14,6 +19,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -29,10 +35,11 @@ from qa.chunk import Passage
 from qa.embed import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, file_sha256, has_onnx_export, resolve_model
 from qa.errors import QAError
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 """Raised whenever what an index holds changes, including the passages ingest and chunking cut and
 the BM25 terms (4: a leading `date` field is no longer body text, and terms are stemmed by
-`retrieve.stem`; 5: the model's ONNX export also gave MiniLM's middle layer; 6: it no longer does),
+`retrieve.stem`; 5: the model's ONNX export also gave MiniLM's middle layer; 6: it no longer does;
+7: generations carry the index's id, files their mtime and inode),
 so an older index is rebuilt rather than trusted."""
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
@@ -45,14 +52,31 @@ above it, whose recall eval/bench.py measures."""
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 1024  # efSearch 256 gave recall@10 0.94 (eval/bench.py)
 REQUIRED_FILES = (PASSAGES, PASSAGE_OFFSETS, DENSE)
 HASHED_UP_TO = 64 * 2**20
-"""Files up to this size are checked by sha256 on every load; bigger ones (vectors, model) by size,
-their own loaders rejecting a damaged format, so a cold query does not hash hundreds of MB."""
+"""Files up to this size are checked by sha256 on every load; bigger ones (vectors, model) are hashed
+only when their size, mtime or inode differ from what was recorded when they were written (ctime
+would catch more, but linking a file into the next generation changes it), so a cold query does
+not hash hundreds of MB. `qa index --verify` hashes everything."""
 POINTER = "CURRENT"
+INDEX_ID = ".qa-index"
+GENERATION_MARK = ".qa-generation"
+GITIGNORE = ".gitignore"
+GITIGNORE_TEXT = "# made by qa: everything in this folder is generated\n*\n"
+LOCK = ".lock"
+GENERATION_NAME = re.compile(r"gen-\d{14}-[0-9a-f]{8}")
 IN_MEMORY = "(articles given in memory)"
+REBUILD = "run `qa index --rebuild`"
 
 
 class StoreError(QAError):
-    """The index is missing, damaged or unusable; the message says what to run."""
+    """The index is missing, damaged or unusable; `problem` says what, the message also what to run."""
+
+    def __init__(self, problem: str, advice: str | None = REBUILD):
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.problem = problem
+
+
+class NewerIndexError(StoreError):
+    """Written by a newer qa: never replaced unless the user asks (`qa index --rebuild`)."""
 
 
 @dataclass
@@ -96,6 +120,11 @@ class LoadedIndex:
     passages: PassageStore
     sparse: retrieve.OkapiBM25 | retrieve.SparseBM25
     dense: object  # faiss index
+    hold: object  # the open `.qa-generation` whose shared lock keeps builds from removing the folder
+
+    def close(self) -> None:
+        """Let a later build remove this generation once it is no longer the live one."""
+        self.hold.close()
 
 
 def chunking_params() -> dict:
@@ -112,52 +141,115 @@ def _faiss():
 # --------------------------------------------------------------------------- reading
 
 
-def current_generation(index_dir: Path) -> Path | None:
+def _pointer(index_dir: Path) -> tuple[Path | None, str]:
+    """(the live generation, "") or (None, why there is none): a pointer that cannot be trusted
+    (binary, a link, a name qa never writes, leading out of the folder) means "no index"."""
     pointer = index_dir / POINTER
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
+        if pointer.is_symlink():
+            return None, f"{pointer} is a link, which qa never writes"
+        data = pointer.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None, "no index yet"
     except OSError as exc:
-        raise StoreError(f"cannot read {pointer}: {exc.strerror}") from None
-    if not name.startswith("gen-") or "/" in name or "\\" in name or name in (".", ".."):
-        raise StoreError(f"{pointer} is damaged; run `qa index --rebuild`")
-    return index_dir / name
+        raise StoreError(f"cannot read {pointer}: {exc.strerror}", advice=None) from None
+    name = data.decode("ascii", errors="replace").strip()
+    if not GENERATION_NAME.fullmatch(name):
+        return None, f"{pointer} is damaged"
+    generation = index_dir / name
+    if generation.is_symlink() or not generation.is_dir():
+        return None, f"{pointer} names a generation that is missing"
+    return generation, ""
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    return _pointer(index_dir)[0]
 
 
 def read_manifest(generation: Path) -> dict:
+    damaged = f"index manifest in {generation} is damaged"
     try:
         manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(f"index manifest missing in {generation}; run `qa index --rebuild`") from None
+        raise StoreError(f"index manifest missing in {generation}") from None
     except (OSError, ValueError, UnicodeDecodeError):
-        raise StoreError(f"index manifest in {generation} is damaged; run `qa index --rebuild`") from None
+        raise StoreError(damaged) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise StoreError(f"index manifest in {generation} is damaged; run `qa index --rebuild`")
+        raise StoreError(damaged)
     if manifest["format"] > FORMAT_VERSION:
-        raise StoreError(
+        raise NewerIndexError(
             f"index in {generation} was written by a newer qa (format {manifest['format']}, "
-            f"this one reads {FORMAT_VERSION}); upgrade qa or run `qa index --rebuild`"
-        )
+            f"this one reads {FORMAT_VERSION})", advice="upgrade qa, or run `qa index --rebuild` to replace it")
     return manifest
 
 
-def load(index_dir: Path) -> LoadedIndex:
-    """The live index, checked against its manifest (sizes and sha256 of every file)."""
-    generation = current_generation(index_dir)
-    if generation is None:
-        raise StoreError(f"no index in {index_dir}; run `qa index`")
+def file_check(path: Path) -> dict:
+    """What `verified` compares a file against later."""
+    st = path.stat()
+    return {"size": st.st_size, "sha256": file_sha256(path), "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def verified(path: Path, check: dict, full: bool = False) -> bool:
+    """Whether `path` is the file `check` recorded; see HASHED_UP_TO for when it is hashed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size != check.get("size"):
+        return False
+    unchanged = (st.st_mtime_ns, st.st_ino) == (check.get("mtime_ns"), check.get("inode"))
+    if st.st_size > HASHED_UP_TO and unchanged and not full:
+        return True
+    return _safe_sha256(path) == check.get("sha256")
+
+
+def _hold(generation: Path):
+    """The generation's mark, opened and share-locked, or None if a build removed it meanwhile."""
+    mark = generation / GENERATION_MARK
+    try:
+        handle = open(mark, "rb")
+    except FileNotFoundError:
+        return None
+    fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a build holds it to remove the folder
+    try:
+        still_there = os.stat(mark).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        still_there = False
+    if not still_there:
+        handle.close()
+        return None
+    return handle
+
+
+def load(index_dir: Path, full_check: bool = False) -> LoadedIndex:
+    """The live index, checked against its manifest, and held so no build removes it while in use."""
+    for _ in range(5):  # the pointer moved on and the generation was removed between two steps
+        generation, why = _pointer(index_dir)
+        if generation is None:
+            raise StoreError(f"no index in {index_dir}" if why == "no index yet" else why,
+                             advice="run `qa index`" if why == "no index yet" else REBUILD)
+        hold = _hold(generation)
+        if hold is not None:
+            break
+    else:
+        raise StoreError(f"the index in {index_dir} keeps changing under this reader", advice="ask again")
+    try:
+        return _load_generation(generation, hold, full_check)
+    except BaseException:
+        hold.close()
+        raise
+
+
+def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
     manifest = read_manifest(generation)
-    damaged = f"index in {generation} is damaged; run `qa index --rebuild`"
+    damaged = StoreError(f"index in {generation} is damaged")
     try:
         checks = manifest["index_files"]
         if not set(REQUIRED_FILES) <= set(checks):
-            raise StoreError(damaged)
+            raise damaged
         for name, check in checks.items():
-            path = generation / Path(name).name
-            size = path.stat().st_size
-            if size != check["size"] or (size <= HASHED_UP_TO and file_sha256(path) != check["sha256"]):
-                raise StoreError(damaged)
+            if not verified(generation / Path(name).name, check, full_check):
+                raise damaged
         passages = PassageStore(generation / PASSAGES, np.load(generation / PASSAGE_OFFSETS, allow_pickle=False))
         if (generation / TOKENS).is_file():
             with open(generation / TOKENS, encoding="utf-8") as handle:
@@ -170,32 +262,33 @@ def load(index_dir: Path) -> LoadedIndex:
         dim = manifest["model"]["dim"]
         if len(passages) != manifest["counts"]["passages"] or dense.ntotal != len(passages) or dense.d != dim \
                 or passages.offsets[-1] != checks[PASSAGES]["size"]:
-            raise StoreError(damaged)
+            raise damaged
     except StoreError:
         raise
     except FileNotFoundError as exc:
-        raise StoreError(f"index file {Path(exc.filename).name} missing in {generation}; run `qa index --rebuild`") from None
+        raise StoreError(f"index file {Path(exc.filename).name} missing in {generation}") from None
     except Exception:  # any parse error of a damaged file
-        raise StoreError(damaged) from None
-    return LoadedIndex(generation, manifest, passages, sparse, dense)
+        raise damaged from None
+    return LoadedIndex(generation, manifest, passages, sparse, dense, hold)
 
 
 # --------------------------------------------------------------------------- freshness
 
 
-def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str) -> str | None:
+def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
+              follow_links: bool = False) -> str | None:
     """Why the index must be (re)built for this corpus and model, or None if it is current.
 
     Files are compared by size and mtime first and by content hash only when those differ,
     so an unchanged corpus folder costs one stat per file.
     """
-    generation = current_generation(index_dir)
+    generation, why = _pointer(index_dir)
     if generation is None:
-        return "no index yet"
+        return why
     try:
         manifest = read_manifest(generation)
     except StoreError as exc:
-        return str(exc).split(";")[0]
+        return exc.problem
     if manifest.get("format") != FORMAT_VERSION:
         return f"index format {manifest.get('format')} differs from {FORMAT_VERSION}"
     if manifest.get("model", {}).get("name") != model_name:
@@ -210,7 +303,7 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         return None
     if manifest.get("corpus") != str(corpus.resolve()):
         return f"corpus folder changed ({manifest.get('corpus')} -> {corpus.resolve()})"
-    current = ingest.list_corpus(corpus)
+    current = ingest.list_corpus(corpus, follow_links).files
     if {f.source for f in current} != set(known):
         return "articles added or removed"
     for file in current:
@@ -224,11 +317,91 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
 # --------------------------------------------------------------------------- building
 
 
-@contextmanager
-def build_lock(index_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """One build at a time per index folder; a second one waits for the first."""
+def claim(index_dir: Path) -> str:
+    """The index's id. A missing or empty folder becomes an index; one holding anything qa did not
+    make is refused, so a build never removes or overwrites what a user keeps there."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise StoreError(f"--index {index_dir} is a file, not a folder", advice="pass --index a folder")
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as handle:
+    index_id = _index_id(index_dir)
+    if index_id is None:
+        _refuse_foreign(index_dir, [e for e in _entries(index_dir) if not _is_our_gitignore(index_dir / e)])
+        try:
+            descriptor = os.open(index_dir / INDEX_ID, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another build claimed the folder first
+            pass
+        else:
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(uuid.uuid4().hex + "\n")
+        if not (index_dir / GITIGNORE).exists():
+            (index_dir / GITIGNORE).write_text(GITIGNORE_TEXT, encoding="utf-8")
+        index_id = _index_id(index_dir)
+        if index_id is None:
+            raise StoreError(f"{index_dir / INDEX_ID} is damaged", advice="pass --index a new folder")
+    _refuse_foreign(index_dir, [e for e in _entries(index_dir) if not _is_own(index_dir / e, index_id)])
+    return index_id
+
+
+def _entries(index_dir: Path) -> list[str]:
+    return sorted(os.listdir(index_dir))
+
+
+def _index_id(index_dir: Path) -> str | None:
+    try:
+        text = (index_dir / INDEX_ID).read_bytes().decode("ascii", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {index_dir / INDEX_ID}: {exc.strerror}", advice=None) from None
+    return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
+
+
+def _refuse_foreign(index_dir: Path, foreign: list[str]) -> None:
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise StoreError(f"{index_dir} holds files qa did not make ({shown}); qa builds an index only in an "
+                         "empty folder or one it made", advice="pass --index a new folder, or move those files out")
+
+
+def _is_our_gitignore(path: Path) -> bool:
+    try:
+        return path.name == GITIGNORE and not path.is_symlink() and path.read_text(encoding="utf-8") == GITIGNORE_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _is_own(path: Path, index_id: str) -> bool:
+    """Whether qa made this entry of the index folder (see the module docstring)."""
+    name = path.name
+    if name in (INDEX_ID, LOCK, POINTER):
+        return path.is_symlink() or path.is_file()
+    if name == GITIGNORE:
+        return _is_our_gitignore(path)
+    if name.startswith(f".{POINTER}.{index_id[:12]}."):
+        return path.is_file()
+    if name.startswith(("gen-", ".build-")):
+        return _made_here(path, index_id)
+    return False
+
+
+def _made_here(folder: Path, index_id: str) -> bool:
+    """A generation or staging folder of this index: its mark holds the id (a staging folder
+    killed before its mark was written is empty and named after the id)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        return (folder / GENERATION_MARK).read_text(encoding="ascii").strip() == index_id
+    except FileNotFoundError:
+        return folder.name.startswith(f".build-{index_id[:12]}-") and not any(folder.iterdir())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+@contextmanager
+def build_lock(index_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[str]:
+    """One build at a time per index folder (a second one waits for the first); yields the index id."""
+    index_id = claim(index_dir)
+    with open(index_dir / LOCK, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -236,19 +409,33 @@ def build_lock(index_dir: Path, on_wait: Callable[[], None] | None = None) -> It
                 on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield index_id
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_leftovers(index_dir: Path, keep: set[str]) -> None:
-    """Interrupted builds and generations no reader can still be on."""
-    generations = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.name)
-    stale = list(index_dir.glob(".build-*")) + [p for p in generations if p.name not in keep]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    for pointer_tmp in index_dir.glob(f".{POINTER}.*"):
-        pointer_tmp.unlink(missing_ok=True)
+def _remove_leftovers(index_dir: Path, index_id: str, keep: set[str]) -> None:
+    """Interrupted builds, and generations of this index no reader holds any more."""
+    for name in _entries(index_dir):
+        path = index_dir / name
+        if name.startswith(f".{POINTER}.{index_id[:12]}.") and path.is_file():
+            path.unlink(missing_ok=True)
+        elif name.startswith(("gen-", ".build-")) and name not in keep and _made_here(path, index_id):
+            _remove_unheld(path)
+
+
+def _remove_unheld(folder: Path) -> None:
+    try:
+        handle = open(folder / GENERATION_MARK, "rb")
+    except FileNotFoundError:  # an empty staging folder
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a reader is still on it; a later build removes it
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _previous_vectors(index_dir: Path, model_name: str, weights: str | None) -> dict[str, np.ndarray]:
@@ -257,6 +444,7 @@ def _previous_vectors(index_dir: Path, model_name: str, weights: str | None) -> 
         old = load(index_dir)
     except StoreError:
         return {}
+    old.close()  # its arrays are in memory; the build may remove the folder later
     model = old.manifest["model"]
     if (model["name"], model["weights_sha256"]) != (model_name, weights) or old.manifest["chunking"] != chunking_params():
         return {}
@@ -276,25 +464,39 @@ def _write_json(path: Path, data) -> None:
 
 
 def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: str, *, force: bool = False,
-          strict: bool = False, make_encoder: Callable[[], object],
+          verify: bool = False, strict: bool = False, follow_links: bool = False, make_encoder: Callable[[], object],
           on_progress: Callable[[int, int], None] | None = None,
           on_wait: Callable[[], None] | None = None) -> BuildReport:
     """(Re)build the index of `corpus` (a folder, or articles already in memory) unless it is current.
 
     Vectors of articles whose content hash is unchanged are reused; `make_encoder()` is called
     only if some passage needs embedding, and `on_progress(done, total)` follows the embedding.
+    An index written by a newer qa is replaced only when `force` is given; `verify` hashes every
+    file of the live index and rebuilds it from scratch if one does not match.
     """
     began = time.perf_counter()
-    with build_lock(index_dir, on_wait):
-        reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name)
+    with build_lock(index_dir, on_wait) as index_id:
         live = current_generation(index_dir)
-        _remove_leftovers(index_dir, keep={live.name} if live else set())
+        if live is not None and not force:
+            try:
+                read_manifest(live)
+            except NewerIndexError:
+                raise
+            except StoreError:
+                pass  # damaged: rebuilt below
+        reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name, follow_links)
+        if verify and reason is None:
+            try:
+                load(index_dir, full_check=True).close()
+            except StoreError as exc:
+                reason, force = exc.problem, True
+        _remove_leftovers(index_dir, index_id, keep={live.name} if live else set())
         if reason is None:
             manifest = read_manifest(live)
             return BuildReport(False, "up to date", manifest["counts"]["files"], manifest["counts"]["passages"],
                                0, 0.0, time.perf_counter() - began, [])
         if isinstance(corpus, Path):
-            read = ingest.read_corpus(corpus, strict=strict)
+            read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
             articles, listing, skipped, corpus_id = read.articles, read.files, read.skipped, str(corpus.resolve())
         else:
             articles, listing, skipped, corpus_id = list(corpus), [], [], IN_MEMORY
@@ -304,7 +506,7 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
         _, weights = resolve_model(model_name)
         reuse = {} if force else _previous_vectors(index_dir, model_name, weights)
         needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
-        live_model = _reusable_model_export(live, model_name, weights)
+        live_model = _reusable_model_export(live, model_name, weights, full_check=verify)
         encoder = make_encoder() if needed or not reuse or live_model is None else None
         dim = encoder.dim if encoder else next(iter(reuse.values())).shape[1]
         fresh, embed_seconds = _embed(encoder, needed, dim, on_progress)
@@ -348,8 +550,15 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
             else:
                 encoder.export_onnx(staging)
 
-        generation = _write_generation(index_dir, manifest, passages, vectors, add_query_encoder)
-        _remove_leftovers(index_dir, keep={generation.name} | ({live.name} if live else set()))
+        try:
+            generation = _write_generation(index_dir, index_id, manifest, passages, vectors, add_query_encoder)
+        except OSError as exc:
+            if exc.filename:
+                raise
+            raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
+                             advice="the previous index is unchanged; free space or fix the folder, "
+                                    "then run `qa index`") from None
+        _remove_leftovers(index_dir, index_id, keep={generation.name} | ({live.name} if live else set()))
         return BuildReport(True, reason, len(files), len(passages), len(needed), embed_seconds,
                            time.perf_counter() - began, skipped)
 
@@ -380,24 +589,31 @@ def _sync(folder: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def _reusable_model_export(live: Path | None, model_name: str, weights: str | None) -> Path | None:
-    """The live generation, if it holds an ONNX export of this very model."""
+def _reusable_model_export(live: Path | None, model_name: str, weights: str | None,
+                           full_check: bool = False) -> Path | None:
+    """The live generation, if it holds an ONNX export of this very model whose files all verify:
+    a damaged file is never linked into a new generation."""
     if live is None or weights is None or not has_onnx_export(live):
         return None
     try:
+        checks = read_manifest(live)["index_files"]
         config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (StoreError, KeyError, TypeError, OSError, ValueError):
+        return None
+    if not all(isinstance(checks.get(name), dict) and verified(live / name, checks[name], full_check)
+               for name in ONNX_FILES):
         return None
     wanted = (model_name, weights, list(ONNX_OUTPUTS))
     return live if (config.get("model"), config.get("weights_sha256"), config.get("outputs")) == wanted else None
 
 
-def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], vectors: np.ndarray,
+def _write_generation(index_dir: Path, index_id: str, manifest: dict, passages: list[Passage], vectors: np.ndarray,
                       add_files: Callable[[Path], None]) -> Path:
     """Write a complete generation beside the live one, then point CURRENT at it in one rename."""
-    staging = index_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = index_dir / f".build-{index_id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
+        (staging / GENERATION_MARK).write_text(index_id + "\n", encoding="ascii")
         offsets = [0]
         with open(staging / PASSAGES, "wb") as handle:
             for passage in passages:
@@ -422,13 +638,12 @@ def _write_generation(index_dir: Path, manifest: dict, passages: list[Passage], 
         add_files(staging)
         _sync(staging)
         manifest["index_files"] = {
-            path.name: {"size": path.stat().st_size, "sha256": file_sha256(path)}
-            for path in sorted(staging.iterdir())
+            path.name: file_check(path) for path in sorted(staging.iterdir()) if path.name != GENERATION_MARK
         }
         _write_json(staging / MANIFEST, manifest)
         generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         os.rename(staging, generation)
-        pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+        pointer_tmp = index_dir / f".{POINTER}.{index_id[:12]}.{uuid.uuid4().hex[:8]}"
         pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
         os.replace(pointer_tmp, index_dir / POINTER)
     except BaseException:

@@ -37,3 +37,19 @@ def seeds_copy(tmp_path) -> Path:
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
     return corpus
+
+
+def write_article(folder: Path, name: str, body: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(body, encoding="utf-8")
+
+
+@pytest.fixture
+def small(tmp_path) -> tuple[Path, Path]:
+    """(corpus, index): two short articles and an index folder not yet built."""
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "a.txt", "Harbor news\n\nThe harbor authority approved a new ferry terminal on Friday. "
+                                   "Construction will cost 40 million euros and finish in 2027.")
+    write_article(corpus, "b.txt", "Garden show\n\nThe city garden show drew twelve thousand visitors this weekend. "
+                                   "Organizers praised the volunteers who ran the event.")
+    return corpus, tmp_path / "index"

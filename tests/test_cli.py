@@ -28,7 +28,7 @@ def ask_json(question: str, corpus, index) -> dict:
 
 def test_ask_json_contract(seeds_index):
     data = ask_json("Who is the chairman of Oracle?", SEEDS, seeds_index)
-    assert set(data) == {"question", "answer", "confidence", "sentence", "citations", "passages"}
+    assert set(data) == {"question", "answer", "confidence", "sentence", "citations", "passages", "warnings"}
     assert data["answer"] == "Larry Ellison"
     assert 0.0 <= data["confidence"] <= 1.0
     citation = data["citations"][0]

@@ -27,7 +27,7 @@ FURNITURE_ARTICLE = (
 
 
 def test_seeds_listed_in_stable_order():
-    sources = [f.source for f in list_corpus(SEEDS)]
+    sources = [f.source for f in list_corpus(SEEDS).files]
     assert sources == sorted(sources) and len(sources) == 3
 
 
@@ -143,3 +143,59 @@ def test_text_of_refuses_paths_outside_the_corpus(tmp_path):
     (tmp_path / "a.txt").write_text("x", encoding="utf-8")
     with pytest.raises(CorpusError, match="outside"):
         text_of(tmp_path, "../etc/passwd")
+
+
+def test_links_leading_out_of_the_corpus_are_not_followed_unless_asked(tmp_path):
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    corpus.mkdir(), outside.mkdir()
+    (corpus / "own.txt").write_text("Own\n\nThe corpus holds this article about the harbor.", encoding="utf-8")
+    (outside / "secret.txt").write_text("Secret\n\nThe password is swordfish, said the admin.", encoding="utf-8")
+    os.symlink(outside / "secret.txt", corpus / "secret-link.txt")
+    os.symlink(outside, corpus / "outside-folder")
+    os.symlink(corpus / "own.txt", corpus / "inside-link.txt")  # stays within the corpus: followed
+    read = read_corpus(corpus)
+    assert [a.source for a in read.articles] == ["inside-link.txt", "own.txt"]
+    assert len(read.skipped) == 1  # said once, naming both links
+    assert "outside-folder" in read.skipped[0] and "secret-link.txt" in read.skipped[0]
+    assert "--follow-links" in read.skipped[0]
+    followed = read_corpus(corpus, follow_links=True)
+    assert {a.source for a in followed.articles} == {"inside-link.txt", "own.txt", "secret-link.txt",
+                                                     "outside-folder/secret.txt"}
+
+
+def test_a_tree_thousands_of_levels_deep_is_walked(tmp_path):
+    deepest = str(tmp_path)
+    for _ in range(1100):  # os.makedirs and Path.mkdir(parents=True) themselves recurse too deep for this
+        deepest = os.path.join(deepest, "d")
+        os.mkdir(deepest)
+    article = os.path.join(deepest, "deep.txt")
+    with open(article, "w", encoding="utf-8") as handle:
+        handle.write("Deep\n\nAn article at the bottom of a very deep tree.")
+    try:
+        files = list_corpus(tmp_path).files
+        assert len(files) == 1 and files[0].source.endswith("d/deep.txt")
+    finally:  # shutil.rmtree recurses as well: leave pytest a shallow folder
+        os.remove(article)
+        while deepest != str(tmp_path):
+            os.rmdir(deepest)
+            deepest = os.path.dirname(deepest)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
+def test_utf16_and_utf32_with_a_bom_are_read_with_true_offsets(tmp_path, encoding):
+    text = "Café news\n\nThe café opened on Monday — with naïve pastries."
+    bom = {"utf-16-be": "\ufeff", "utf-32-be": "\ufeff"}.get(encoding, "")  # the BE codecs write none
+    (tmp_path / "a.txt").write_bytes((bom + text).encode(encoding))
+    article = read_corpus(tmp_path).articles[0]
+    assert article.text == text and article.title == "Café news"
+    assert text_of(tmp_path, "a.txt") == text
+
+
+@pytest.mark.parametrize("where", [10, 9000])
+def test_a_nul_anywhere_makes_a_file_binary(tmp_path, where):
+    body = "Title\n\n" + "word " * 2000
+    (tmp_path / "good.txt").write_text("Good\n\nA good article with a sentence in it.", encoding="utf-8")
+    (tmp_path / "nul.txt").write_bytes((body[:where] + "\x00" + body[where:]).encode("utf-8"))
+    corpus = read_corpus(tmp_path)
+    assert [a.source for a in corpus.articles] == ["good.txt"]
+    assert "nul.txt" in corpus.skipped[0] and "binary" in corpus.skipped[0]

@@ -32,7 +32,7 @@ def test_kill_9_during_a_build_leaves_the_old_index_answering(built):
     before = store.current_generation(index)
     sentences = " ".join(f"Ferry number {n} left the harbor at dawn with {n * 3} passengers aboard." for n in range(3000))
     (corpus / "extra.txt").write_text("Extra\n\n" + sentences, encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index", str(index)],
+    process = subprocess.Popen([sys.executable, "-m", "qa", "index", "--corpus", str(corpus), "--index", str(index)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 8  # past start-up, in the middle of embedding ~1,000 passages
     while time.time() < deadline and not list(index.glob(".build-*")) and process.poll() is None:
@@ -181,7 +181,7 @@ def test_disk_full_during_a_build_keeps_the_old_index(built, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(store.np, "save", full)
-    with pytest.raises(OSError):
+    with pytest.raises(store.StoreError, match="No space left on device"):
         QA(corpus, index).build(force=True)
     assert store.current_generation(index) == before and not list(index.glob(".build-*"))
     assert QA(corpus, index).ask("Who is the CEO of Microsoft?")["passages"]

@@ -9,21 +9,7 @@ from qa import store
 from qa.api import QA
 from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256
 from qa.store import StoreError
-
-
-def _write(folder: Path, name: str, body: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(body, encoding="utf-8")
-
-
-@pytest.fixture
-def small(tmp_path) -> tuple[Path, Path]:
-    corpus = tmp_path / "corpus"
-    _write(corpus, "a.txt", "Harbor news\n\nThe harbor authority approved a new ferry terminal on Friday. "
-                            "Construction will cost 40 million euros and finish in 2027.")
-    _write(corpus, "b.txt", "Garden show\n\nThe city garden show drew twelve thousand visitors this weekend. "
-                            "Organizers praised the volunteers who ran the event.")
-    return corpus, tmp_path / "index"
+from tests.conftest import write_article as _write
 
 
 def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
@@ -39,12 +25,12 @@ def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert manifest["counts"]["passages"] == len(loaded.passages) == loaded.dense.ntotal
     names = sorted(p.name for p in loaded.folder.iterdir())
-    assert names == ["dense.faiss", "encoder.json", "encoder.onnx", "manifest.json", "passage_offsets.npy",
+    assert names == [".qa-generation", "dense.faiss", "encoder.json", "encoder.onnx", "manifest.json", "passage_offsets.npy",
                      "passages.jsonl", "tokenizer.json", "tokens.jsonl"]
     for name in ("passages.jsonl", "tokens.jsonl"):
         for line in (loaded.folder / name).read_text(encoding="utf-8").splitlines():
             json.loads(line)  # plain JSON, nothing executable
-    assert set(manifest["index_files"]) == set(names) - {"manifest.json"}
+    assert set(manifest["index_files"]) == set(names) - {"manifest.json", ".qa-generation"}
 
 
 def test_unchanged_corpus_is_not_rebuilt_and_one_new_article_is_embedded_alone(small):
@@ -78,8 +64,8 @@ def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store, "_write_json", explode)
-    with pytest.raises(OSError):
-        QA(corpus, index).build()
+    with pytest.raises(store.StoreError, match="cannot write the index in .*index: No space left on device"):
+        QA(corpus, index).build()  # the error names the folder, which an OSError without a path would not
     assert (store.load(index).manifest["created"], store.current_generation(index)) == before
     assert not list(index.glob(".build-*"))
 
@@ -87,11 +73,15 @@ def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypat
 def test_leftovers_of_an_interrupted_build_are_removed_by_the_next(small):
     corpus, index = small
     QA(corpus, index).build()
-    leftover = index / ".build-999-deadbeef"
+    index_id = (index / ".qa-index").read_text(encoding="ascii").strip()
+    leftover = index / f".build-{index_id[:12]}-999-deadbeef"
     leftover.mkdir()
+    (leftover / ".qa-generation").write_text(index_id, encoding="ascii")
     (leftover / "passages.jsonl").write_text("partial", encoding="utf-8")
+    killed_before_its_mark = index / f".build-{index_id[:12]}-998-deadbeef"
+    killed_before_its_mark.mkdir()
     QA(corpus, index).build(force=True)
-    assert not leftover.exists()
+    assert not leftover.exists() and not killed_before_its_mark.exists()
     assert len(list(index.glob("gen-*"))) <= 2
 
 
