@@ -209,6 +209,8 @@ def _hold(generation: Path):
     try:
         handle = open(mark, "rb")
     except FileNotFoundError:
+        if generation.is_dir():
+            raise StoreError(f"index in {generation} is damaged (its {GENERATION_MARK} is missing)") from None
         return None
     fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a build holds it to remove the folder
     try:
@@ -337,7 +339,8 @@ def claim(index_dir: Path) -> str:
             (index_dir / GITIGNORE).write_text(GITIGNORE_TEXT, encoding="utf-8")
         index_id = _index_id(index_dir)
         if index_id is None:
-            raise StoreError(f"{index_dir / INDEX_ID} is damaged", advice="pass --index a new folder")
+            raise StoreError(f"{index_dir / INDEX_ID} is damaged, so qa cannot tell which folders there it made",
+                             advice=f"delete {index_dir} if it holds nothing of yours, or pass --index a new folder")
     _refuse_foreign(index_dir, [e for e in _entries(index_dir) if not _is_own(index_dir / e, index_id)])
     return index_id
 
@@ -380,7 +383,9 @@ def _is_own(path: Path, index_id: str) -> bool:
     if name.startswith(f".{POINTER}.{index_id[:12]}."):
         return path.is_file()
     if name.startswith(("gen-", ".build-")):
-        return _made_here(path, index_id)
+        # A folder named as qa names generations whose mark was damaged is tolerated (so the index
+        # can heal) but, unprovable, never removed.
+        return _made_here(path, index_id) or bool(GENERATION_NAME.fullmatch(name) and path.is_dir())
     return False
 
 

@@ -107,6 +107,22 @@ def test_a_damaged_model_export_heals_and_is_never_linked_again(built, name, dam
     assert store.load(index, full_check=True).folder == fresh.parent
 
 
+@pytest.mark.parametrize("damage", ["missing", "random bytes"])
+def test_a_damaged_generation_mark_heals_and_the_folder_is_kept(built, damage):
+    corpus, index = built
+    generation = store.current_generation(index)
+    mark = generation / ".qa-generation"
+    if damage == "missing":
+        mark.unlink()
+    else:
+        mark.write_bytes(os.urandom(40))
+    assert QA(corpus, index).ask(QUESTION)["passages"]
+    QA(corpus, index).build(force=True)
+    QA(corpus, index).build(force=True)
+    assert store.current_generation(index) != generation
+    assert generation.is_dir()  # qa cannot prove it made it any more, so it stays
+
+
 def test_bytes_changed_behind_a_restored_mtime_are_found_by_verify(built):
     corpus, index = built
     path = store.current_generation(index) / "encoder.onnx"
