@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from qa.embed import file_sha256
+
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -123,7 +125,10 @@ def test_training_can_continue_from_a_shipped_delta(tmp_path, tiny_base):
     train_reader.main([*common, "--out", str(first), "--epochs", "1"])
     delta = tmp_path / "delta.safetensors"
     make_delta.main([str(first / "model.safetensors"), "--out", str(delta), "--base", str(tiny_base)])
+    first_run = json.loads((first / "run.json").read_text())
+    (tmp_path / "delta.json").write_text(json.dumps({"delta_sha256": file_sha256(delta), "training": first_run}))
     train_reader.main([*common, "--out", str(second), "--epochs", "1", "--init", str(delta), "--lr", "0"])
-    assert json.loads((second / "run.json").read_text())["init"] == str(delta)
+    init = json.loads((second / "run.json").read_text())["init"]
+    assert init == {"path": str(delta), "sha256": file_sha256(delta), "training": first_run}  # the chain of runs
     before, after = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
     assert all((before[k].float() - after[k].float()).abs().max() < 1e-2 for k in before)  # lr 0: the delta's weights

@@ -211,6 +211,20 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
+def init_provenance(delta: Path) -> dict:
+    """Where a continued run started: the delta's hash and, when the card beside it describes that
+    very delta (qa/reader.json for qa/reader.safetensors), how that delta was trained."""
+    record = {"path": str(delta), "sha256": file_sha256(delta)}
+    card = delta.with_suffix(".json")
+    try:
+        described = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return record
+    if described.get("delta_sha256") == record["sha256"]:
+        record["training"] = described.get("training")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", nargs="+", type=Path, required=True, help="SQuAD-format files to train on")
@@ -254,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
         f"{len(held_titles)} titles held out")
     model = new_reader(model_dir)
+    init = init_provenance(args.init) if args.init else None  # before anything may replace the delta
     if args.init:
         from qa.read import merged_state
 
@@ -280,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
                             "weight_decay": 0.01, "frozen": "word embeddings",
                             "precision": "bf16 autocast" if args.device.startswith("cuda") else "fp32"},
-        "init": str(args.init) if args.init else None, "device": args.device,
+        "init": init, "device": args.device,
         "threads": args.threads, "train_seconds": round(wall), "held_out_given_paragraph": figures,
     }
     (args.out / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
