@@ -327,11 +327,12 @@ def claim(index_dir: Path) -> str:
     index_dir.mkdir(parents=True, exist_ok=True)
     index_id = _index_id(index_dir)
     if index_id is None:
-        _refuse_foreign(index_dir, [e for e in _entries(index_dir) if not _is_our_gitignore(index_dir / e)])
+        _refuse_foreign(index_dir, [e for e in _entries(index_dir)
+                                    if e not in (INDEX_ID, LOCK) and not _is_our_gitignore(index_dir / e)])
         try:
             descriptor = os.open(index_dir / INDEX_ID, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:  # another build claimed the folder first
-            pass
+        except FileExistsError:  # another build claimed the folder first: give it time to write the id
+            time.sleep(0.2)
         else:
             with os.fdopen(descriptor, "w", encoding="ascii") as handle:
                 handle.write(uuid.uuid4().hex + "\n")
