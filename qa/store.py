@@ -279,7 +279,8 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
 
 def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
               follow_links: bool = False) -> str | None:
-    """Why the index must be (re)built for this corpus and model, or None if it is current.
+    """Why the index must be (re)built for this corpus and model, or None if it is current; an
+    index of a newer format raises NewerIndexError.
 
     Files are compared by size and mtime first and by content hash only when those differ,
     so an unchanged corpus folder costs one stat per file.
@@ -289,6 +290,8 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         return why
     try:
         manifest = read_manifest(generation)
+    except NewerIndexError:
+        raise  # not ours to judge, nor to replace unasked
     except StoreError as exc:
         return exc.problem
     if manifest.get("format") != FORMAT_VERSION:
@@ -483,13 +486,6 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
     began = time.perf_counter()
     with build_lock(index_dir, on_wait) as index_id:
         live = current_generation(index_dir)
-        if live is not None and not force:
-            try:
-                read_manifest(live)
-            except NewerIndexError:
-                raise
-            except StoreError:
-                pass  # damaged: rebuilt below
         reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name, follow_links)
         if verify and reason is None:
             try:
