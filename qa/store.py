@@ -62,6 +62,8 @@ GENERATION_MARK = ".qa-generation"
 GITIGNORE = ".gitignore"
 GITIGNORE_TEXT = "# made by qa: everything in this folder is generated\n*\n"
 LOCK = ".lock"
+WRITTEN_FILES = {GENERATION_MARK, MANIFEST, PASSAGES, PASSAGE_OFFSETS, TOKENS, DENSE, *ONNX_FILES}
+BM25S_SUFFIXES = (".index.npy", ".index.json")  # the files bm25s saves above retrieve.BM25S_ABOVE
 GENERATION_NAME = re.compile(r"gen-\d{14}-[0-9a-f]{8}")
 IN_MEMORY = "(articles given in memory)"
 REBUILD = "run `qa index --rebuild`"
@@ -444,7 +446,15 @@ def _remove_unheld(folder: Path) -> None:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # a reader is still on it; a later build removes it
-        shutil.rmtree(folder, ignore_errors=True)
+        if _holds_only_own_files(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _holds_only_own_files(folder: Path) -> bool:
+    """Whether everything in a generation or staging folder is a plain file of a name qa writes
+    there; anything else (say, a note a user put there) keeps the folder."""
+    return all(not e.is_symlink() and e.is_file() and (e.name in WRITTEN_FILES or e.name.endswith(BM25S_SUFFIXES))
+               for e in os.scandir(folder))
 
 
 def _previous_vectors(index_dir: Path, model_name: str, weights: str | None) -> dict[str, np.ndarray]:

@@ -176,3 +176,15 @@ def test_a_newer_index_is_refused_until_a_rebuild_is_asked_for(built):
     assert QA(corpus, index).build(force=True).built
     assert store.current_generation(index) != generation
 
+
+
+def test_a_file_a_user_put_into_an_old_generation_keeps_that_generation(built):
+    corpus, index = built
+    old = store.current_generation(index)
+    (old / "notes.txt").write_text("mine", encoding="utf-8")
+    for _ in range(2):
+        QA(corpus, index).build(force=True)
+    assert (old / "notes.txt").read_text(encoding="utf-8") == "mine"
+    (old / "notes.txt").unlink()
+    QA(corpus, index).build()
+    assert not old.exists()  # only qa's own files left: removed as before
