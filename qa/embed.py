@@ -176,6 +176,17 @@ ONNX_FILES = (ONNX_FILE, ONNX_TOKENIZER, ONNX_CONFIG)
 ONNX_OUTPUTS = ("last_hidden_state",)
 
 
+def onnx_session(path: Path):
+    """The onnxruntime session setup the query encoder and the reader share: CPU, up to 4 threads
+    (one question at a time), only errors logged."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def has_onnx_export(folder: Path) -> bool:
     return all((folder / name).is_file() for name in ONNX_FILES)
 
@@ -184,7 +195,6 @@ class OnnxEncoder:
     """The index's exported model run with onnxruntime and tokenizers: same vectors, no torch import."""
 
     def __init__(self, folder: Path):
-        import onnxruntime
         from tokenizers import Tokenizer
 
         try:
@@ -194,11 +204,7 @@ class OnnxEncoder:
             self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
             self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
             self.tokenizer.enable_padding()
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
-            options.log_severity_level = 3
-            self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
-                                                        providers=["CPUExecutionProvider"])
+            self.session = onnx_session(folder / ONNX_FILE)
         except Exception as exc:  # onnxruntime, tokenizers and json each raise their own types
             raise ModelError(f"the model's export in {folder} is damaged ({type(exc).__name__})") from None
 

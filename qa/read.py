@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir, resolve_model
+from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, onnx_session, packaged_model_dir, resolve_model
 from qa.errors import QAError
 from qa.spans import SpanChoice, best_spans
 from qa.windows import Windower, padded
@@ -181,15 +181,11 @@ class OnnxReader:
     """Start/end logits for the windows of several passages, with onnxruntime."""
 
     def __init__(self, folder: Path, calibration: Calibration):
-        import onnxruntime
         from tokenizers import Tokenizer
 
         self.calibration = calibration
         self.windower = Windower(Tokenizer.from_file(str(folder / TOKENIZER_FILE)))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(folder / ONNX_FILE)
 
     def spans(self, question: str, passages: Sequence[str], per_window: int = 1) -> list[SpanChoice]:
         """The best spans over all passages, best first, scored by their margin over "no answer"."""
