@@ -1,10 +1,13 @@
 """Speed and scale of the real pipeline, measured in one run and printed side by side.
 
-    python eval/bench.py [--json OUT] [--sizes 1000,10000,100000] [--real-vectors-up-to 1000]
+    python eval/bench.py [--json OUT] [--sizes 1000,10000,100000] [--real-vectors-up-to 1000] [--only-build]
 
-- build: raw `SentenceTransformer.encode` throughput on a set of passages against `qa`'s index
-  build of the same passages (a rebuild, so the one-off ONNX export of the model is not counted;
-  the first build's time is reported beside it);
+- build, per precision: onnxruntime alone on the index's export (the build's setup, and one
+  two-thread call on batches of 32 as builds ran before) against `qa`'s rebuild of the same
+  passages (the one-off export linked, so not counted; the first build's time is reported
+  beside it), torch `model.encode` beside them; a fresh `qa index` process over --real-build
+  passages of real text (wall time, peak RSS); a build of the largest size with synthetic
+  vectors (wall time, peak RSS);
 - query: warm per-stage latency (bm25, dense incl. embedding the question, fusion, answer) and the
   whole hybrid search, p50/p95 over the questions, at each corpus size. Corpora are realistic
   English passages recombined from sentences of the seeds and of the SQuAD paragraphs in
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -48,7 +52,16 @@ from qa import store  # noqa: E402
 from qa.answer import answer  # noqa: E402
 from qa.api import QA  # noqa: E402
 from qa.chunk import split_sentences  # noqa: E402
-from qa.embed import DEFAULT_MODEL, load_encoder  # noqa: E402
+from qa.embed import (  # noqa: E402
+    BATCH_SIZE,
+    ONNX_BATCH_SIZE,
+    BUILD_WORKERS,
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    PRECISIONS,
+    OnnxEncoder,
+    load_encoder,
+)
 from qa.ingest import read_corpus  # noqa: E402
 from qa.read import load_shipped_reader  # noqa: E402
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion  # noqa: E402
@@ -86,28 +99,33 @@ def write_corpus(folder: Path, passages: int, sentences: list[str], seed: int) -
 
 
 class SyntheticVectors:
-    """Stands in for the model when embedding would take too long: each vector is a real passage
-    vector plus Gaussian noise, renormalized (clustered like real embeddings, unlike uniform random
-    vectors, on which graph indexes behave far worse). The ONNX export is the real model's."""
+    """Stands in for the model's passage encoding when embedding would take too long: each vector
+    is a real passage vector plus Gaussian noise, renormalized (clustered like real embeddings,
+    unlike uniform random vectors, on which graph indexes behave far worse). The index's ONNX
+    export, which questions are embedded with, is the real model's."""
 
     NOISE = 0.05
 
     def __init__(self, centers: np.ndarray, seed: int):
-        self.real = load_encoder(DEFAULT_MODEL)
-        self.name, self.weights_sha256, self.dim = self.real.name, self.real.weights_sha256, self.real.dim
+        self.dim = centers.shape[1]
         self.centers = centers
         self.rng = np.random.default_rng(seed)
 
     def encode(self, texts, on_batch=None, **_):
-        picks = self.centers[self.rng.integers(0, len(self.centers), len(texts))]
-        vectors = (picks + self.NOISE * self.rng.standard_normal(picks.shape)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        if on_batch:
-            on_batch(len(texts))
+        """In chunks, so that the build's peak memory is the build's, not this stand-in's."""
+        vectors = np.empty((len(texts), self.dim), np.float32)
+        for start in range(0, len(texts), 1000):
+            picks = self.centers[self.rng.integers(0, len(self.centers), min(1000, len(texts) - start))]
+            chunk = picks + self.NOISE * self.rng.standard_normal(picks.shape, dtype=np.float32)
+            vectors[start : start + len(chunk)] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+            if on_batch:
+                on_batch(len(chunk))
         return vectors
 
-    def export_onnx(self, folder: Path) -> bool:
-        return self.real.export_onnx(folder)
+
+def synthetic_build(corpus: Path, index: Path, centers: np.ndarray) -> None:
+    store.build(corpus, index, DEFAULT_MODEL, make_encoder=lambda: load_encoder(DEFAULT_MODEL),
+                embed_with=lambda export: SyntheticVectors(centers, seed=2))
 
 
 def timed(function, *args) -> tuple[float, object]:
@@ -116,26 +134,80 @@ def timed(function, *args) -> tuple[float, object]:
     return (time.perf_counter() - began) * 1000, result
 
 
-def bench_build(sentences: list[str], work: Path, passages: int = 300) -> tuple[dict, np.ndarray]:
+def raw_onnx_per_s(export: Path, texts: list[str], batch_size: int, workers: int) -> float:
+    """Passages/s of onnxruntime alone on the export, `workers` batches at once (one thread each;
+    one call on every core when 1): batches tokenized beforehand in length order, no pooling or
+    bookkeeping, so the best the model file can do on this machine with that setup."""
+    encoder = OnnxEncoder(export, threads=BUILD_WORKERS, workers=workers)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    feeds = []
+    for start in range(0, len(order), batch_size):
+        encodings = encoder.tokenizer.encode_batch([texts[i] for i in order[start : start + batch_size]])
+        feeds.append({"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                      "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                      "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)})
+    encoder.session.run(None, feeds[0])  # warm-up
+    with ThreadPoolExecutor(workers) as pool:
+        began = time.perf_counter()
+        list(pool.map(lambda feed: encoder.session.run(None, feed), feeds))
+        return len(texts) / (time.perf_counter() - began)
+
+
+def bench_build(sentences: list[str], work: Path, passages: int = 1000, torch_passages: int = 300) -> tuple[dict, np.ndarray]:
+    """Per precision: raw onnxruntime throughput, then `qa`'s rebuild of the same passages (the
+    model export linked from the first build, so it is not counted); torch `model.encode`, what
+    builds used before, beside them on the first `torch_passages` (it is slow)."""
     corpus = work / "build-corpus"
     write_corpus(corpus, passages, sentences, seed=1)
+    report: dict = {"precisions": {}}
+    for precision in PRECISIONS:
+        qa = QA(corpus, work / f"build-index-{precision}", precision=precision)
+        first = qa.build()
+        texts = [p.text for p in qa.all_passages()]
+        raw = raw_onnx_per_s(qa.index_folder(), texts, ONNX_BATCH_SIZE, BUILD_WORKERS)
+        one_call = raw_onnx_per_s(qa.index_folder(), texts, BATCH_SIZE, 1)
+        rebuild = qa.build(force=True)
+        build_per_s = rebuild.passages / rebuild.seconds
+        report["precisions"][precision] = {
+            "raw_onnx_per_s": round(raw, 1), "build_per_s": round(build_per_s, 1),
+            "ratio": round(build_per_s / raw, 3), f"one_call_batch_{BATCH_SIZE}_per_s": round(one_call, 1),
+            "first_build_s": round(first.seconds, 1)}
+        qa.close()
     encoder = load_encoder(DEFAULT_MODEL)
-    qa = QA(corpus, work / "build-index")
-    first = qa.build()
-    texts = [p.text for p in qa.all_passages()]
     began = time.perf_counter()
-    vectors = encoder.model.encode(texts, batch_size=32, normalize_embeddings=True)
-    encode_per_s = len(texts) / (time.perf_counter() - began)
-    rebuild = qa.build(force=True)
-    build_per_s = rebuild.passages / rebuild.seconds
-    return {"passages": len(texts), "encode_per_s": round(encode_per_s, 1), "build_per_s": round(build_per_s, 1),
-            "ratio": round(build_per_s / encode_per_s, 3), "first_build_s": round(first.seconds, 1)}, vectors
+    vectors = encoder.model.encode(texts[:torch_passages], batch_size=BATCH_SIZE, normalize_embeddings=True)
+    report["torch_encode_per_s"] = round(len(vectors) / (time.perf_counter() - began), 1)
+    report["passages"] = len(texts)
+    report["words_per_passage"] = round(statistics.mean(len(t.split()) for t in texts), 1)
+    return report, vectors
+
+
+def measured_process(command: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one fresh process."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    wall, rss_kb = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True,
+                                  check=True, env=env, cwd=cwd).stdout.split()
+    return float(wall), int(rss_kb) / 1024
+
+
+def bench_real_build(sentences: list[str], work: Path, passages: int, precision: str) -> dict:
+    """A fresh `qa index` process over a corpus of real text: what a user waits for (imports and
+    the model export included)."""
+    corpus, index = work / f"real-build-{passages}", work / f"real-build-index-{passages}"
+    write_corpus(corpus, passages, sentences, seed=passages + 7)
+    wall, rss = measured_process([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+                                  "--index", str(index), "--precision", precision])
+    built = store.read_manifest(store.current_generation(index))["counts"]["passages"]
+    return {"passages": built, "precision": precision, "wall_s": round(wall, 1),
+            "passages_per_s": round(built / wall, 1), "peak_rss_mb": round(rss, 1)}
 
 
 def bench_queries(corpus: Path, index: Path, questions: list[str], centers: np.ndarray | None) -> dict:
     real = centers is None
-    if not real:
-        store.build(corpus, index, DEFAULT_MODEL, make_encoder=lambda: SyntheticVectors(centers, seed=2))
+    if not real and store.staleness(index, corpus, DEFAULT_MODEL) is not None:
+        bench_synthetic_build(corpus, index, centers)
     qa = QA(corpus, index)
     retriever = qa.retriever()
     size = retriever.size
@@ -162,6 +234,28 @@ def bench_queries(corpus: Path, index: Path, questions: list[str], centers: np.n
     result["dense_index"] = type(retriever.dense_index).__name__
     result["bm25"] = type(retriever.bm25_index).__name__
     return result
+
+
+def bench_synthetic_build(corpus: Path, index: Path, centers: np.ndarray) -> dict:
+    """Wall time and peak RSS of a build process whose passage vectors are synthetic (the rest,
+    passages, BM25 and the dense index, is the real thing)."""
+    np.save(corpus.parent / "centers.npy", centers)
+    wall, rss = measured_process([sys.executable, "-c", SYNTHETIC_BUILD, str(corpus), str(index),
+                                  str(corpus.parent / "centers.npy")])
+    built = store.read_manifest(store.current_generation(index))["counts"]["passages"]
+    return {"passages": built, "wall_s": round(wall, 1), "peak_rss_mb": round(rss, 1),
+            "vectors": "synthetic (real passage vectors + noise)"}
+
+
+# A build with synthetic vectors in a process of its own, so that its peak RSS can be measured.
+SYNTHETIC_BUILD = f"""
+import sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from bench import synthetic_build
+synthetic_build(Path(sys.argv[1]), Path(sys.argv[2]), np.load(sys.argv[3]))
+"""
 
 
 def bench_hnsw(corpus: Path, index: Path, questions: list[str]) -> dict:
@@ -239,16 +333,7 @@ def side_by_side(ref: str, work: Path) -> dict:
 
 def cold_runs(command: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float]:
     """(median wall seconds, max peak RSS in MB) over fresh processes."""
-    walls, peaks = [], []
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    for _ in range(COLD_RUNS):
-        out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True,
-                             env=env, cwd=cwd).stdout
-        wall, rss_kb = out.split()
-        walls.append(float(wall))
-        peaks.append(int(rss_kb) / 1024)
+    walls, peaks = zip(*(measured_process(command, env, cwd) for _ in range(COLD_RUNS)))
     return statistics.median(walls), max(peaks)
 
 
@@ -259,6 +344,9 @@ def main(
     queries: int = typer.Option(50, help="Questions timed per size."),
     baseline: Optional[str] = typer.Option(None, help="A git commit to measure side by side on the seeds."),
     only_baseline: bool = typer.Option(False, help="Measure only the --baseline comparison."),
+    real_build: int = typer.Option(10000, help="Passages of the real (not synthetic) `qa index` build; 0 skips it."),
+    precision: str = typer.Option(DEFAULT_PRECISION, help="Precision of that build."),
+    only_build: bool = typer.Option(False, help="Measure only the build figures."),
 ) -> None:
     sentences, all_questions = sentence_pool()
     questions = random.Random(0).sample(all_questions, min(queries, len(all_questions)))
@@ -272,12 +360,24 @@ def main(
             return finish(report, json_out)
         console.print("build throughput…")
         report["build"], centers = bench_build(sentences, work)
+        if real_build:
+            console.print(f"a real build of {real_build} passages…")
+            report["build"]["real"] = bench_real_build(sentences, work, real_build, precision)
+        largest_size = max(int(s) for s in sizes.split(","))
+        if largest_size > real_vectors_up_to:
+            console.print(f"a build of {largest_size} passages with synthetic vectors…")
+            corpus = work / f"corpus-{largest_size}"
+            write_corpus(corpus, largest_size, sentences, seed=largest_size)
+            report["build"]["synthetic"] = bench_synthetic_build(corpus, work / f"index-{largest_size}", centers)
+        if only_build:
+            return finish(report, json_out)
         report["query"] = {}
         largest = None
         for size in [int(s) for s in sizes.split(",")]:
             console.print(f"queries at {size} passages…")
             corpus, index = work / f"corpus-{size}", work / f"index-{size}"
-            write_corpus(corpus, size, sentences, seed=size)
+            if not corpus.exists():
+                write_corpus(corpus, size, sentences, seed=size)
             real = size <= real_vectors_up_to
             if real:
                 QA(corpus, index).build()
@@ -328,9 +428,26 @@ def show(report: dict) -> None:
     if "build" not in report:
         return
     b = report["build"]
-    console.print(f"[bold]build[/] ({b['passages']} passages): model.encode {b['encode_per_s']}/s, "
-                  f"qa index rebuild {b['build_per_s']}/s, ratio {b['ratio']} (first build with ONNX export "
-                  f"{b['first_build_s']} s)")
+    table = Table(title=f"build throughput, {b['passages']} passages of {b['words_per_passage']} words on average "
+                        f"(torch model.encode, as builds did before: {b['torch_encode_per_s']} passages/s)", title_justify="left")
+    one_call = f"one_call_batch_{BATCH_SIZE}_per_s"
+    for column in ("precision", "raw onnxruntime /s", "qa index rebuild /s", "ratio",
+                   f"one {BUILD_WORKERS}-thread call, batch {BATCH_SIZE} /s", "first build (export) s"):
+        table.add_column(column, justify="right")
+    for name, row in b["precisions"].items():
+        table.add_row(name, str(row["raw_onnx_per_s"]), str(row["build_per_s"]), str(row["ratio"]),
+                      str(row[one_call]), str(row["first_build_s"]))
+    console.print(table)
+    if "real" in b:
+        r = b["real"]
+        console.print(f"[bold]real build[/] (fresh `qa index` process, {r['precision']}): {r['passages']} passages in "
+                      f"{r['wall_s']} s, {r['passages_per_s']} passages/s, peak RSS {r['peak_rss_mb']} MB")
+    if "synthetic" in b:
+        r = b["synthetic"]
+        console.print(f"[bold]build with synthetic vectors[/]: {r['passages']} passages in {r['wall_s']} s, "
+                      f"peak RSS {r['peak_rss_mb']} MB")
+    if "query" not in report:
+        return
     table = Table(title="warm query latency, ms (p50; hybrid p50/p95)", title_justify="left")
     for column in ("passages", "vectors", "bm25", "dense", "fusion", "answer", "hybrid p50", "hybrid p95", "index"):
         table.add_column(column, justify="right")

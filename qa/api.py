@@ -17,7 +17,16 @@ import numpy as np
 from qa import store
 from qa.answer import answer
 from qa.chunk import Passage
-from qa.embed import DEFAULT_MODEL, Encoder, ModelError, OnnxEncoder, has_onnx_export, load_encoder, load_onnx_encoder
+from qa.embed import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    Encoder,
+    ModelError,
+    OnnxEncoder,
+    has_onnx_export,
+    load_encoder,
+    load_onnx_encoder,
+)
 from qa.errors import QAError
 from qa.ingest import Article
 from qa.read import load_shipped_reader
@@ -34,11 +43,12 @@ class QA:
 
     def __init__(self, corpus: str | Path | Sequence[Article] = DEFAULT_CORPUS, index: str | Path = DEFAULT_INDEX,
                  model: str = DEFAULT_MODEL, strict: bool = False, follow_links: bool = False,
-                 on_notice: Callable[[str], None] | None = None,
+                 precision: str = DEFAULT_PRECISION, on_notice: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None):
         self.corpus = Path(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
         self.index_dir = Path(index)
         self.model_name = model
+        self.precision = precision
         self.strict = strict
         self.follow_links = follow_links
         self._on_notice = on_notice or (lambda message: None)
@@ -63,7 +73,8 @@ class QA:
         does not match."""
         report = store.build(
             self.corpus, self.index_dir, self.model_name, force=force, verify=verify, strict=self.strict,
-            follow_links=self.follow_links, make_encoder=self.encoder, on_progress=self.on_progress,
+            follow_links=self.follow_links, precision=self.precision, make_encoder=self.encoder,
+            on_progress=self.on_progress,
             on_wait=lambda: self.on_notice(f"another build of {self.index_dir} is running; waiting for it"),
         )
         for warning in report.skipped:
@@ -79,7 +90,7 @@ class QA:
 
     def ensure_index(self) -> None:
         """Build on first use and rebuild when the corpus or model changed, saying why."""
-        reason = store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links)
+        reason = store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links, self.precision)
         if reason is not None:
             self.on_notice(f"building the index in {self.index_dir} ({reason})")
             self.build()
@@ -105,6 +116,11 @@ class QA:
         self.build(force=True)
         self._open(store.load(self.index_dir))
 
+    def index_folder(self) -> Path:
+        """The generation of the index this object reads (built first if need be)."""
+        self.retriever()
+        return self._loaded.folder
+
     def all_passages(self) -> list[Passage]:
         """Every passage of the index, in index order (read in full: meant for evaluation)."""
         self.retriever()
@@ -112,8 +128,7 @@ class QA:
 
     def query_encoder(self) -> Encoder | OnnxEncoder:
         """The index's ONNX export when it has one (no torch import), else the model itself."""
-        self.retriever()
-        if has_onnx_export(self._loaded.folder):
+        if has_onnx_export(self.index_folder()):
             try:
                 return load_onnx_encoder(self._loaded.folder)
             except ModelError as exc:

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
-from qa.embed import DEFAULT_MODEL
+from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError, interruption
 from qa.retrieve import DEFAULT_ALPHA, DEFAULT_FUSION
 
@@ -45,9 +45,16 @@ class FusionChoice(str, Enum):
     rrf = "rrf"
 
 
+PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
+
+
 CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html articles (searched recursively).")
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", help="Folder where the index is kept.")
 ModelOption = typer.Option(DEFAULT_MODEL, "--model", help="Embedding model: a sentence-transformers name or local folder.")
+PrecisionOption = typer.Option(
+    PrecisionChoice(DEFAULT_PRECISION), "--precision",
+    help="How the model's weights run for passages and questions alike (int8: faster builds; its retrieval "
+         "cost is in the README). Changing it rebuilds the index.")
 RetrieverOption = typer.Option(RetrieverChoice.hybrid, "--retriever", help="Which ranking to use.")
 FusionOption = typer.Option(
     FusionChoice(DEFAULT_FUSION), "--fusion",
@@ -98,10 +105,11 @@ def _run(action: Callable[[], None]) -> None:
             _live_progress.pop().stop()
 
 
-def _make_qa(corpus: str, index: str, model: str, strict: bool, quiet: bool, follow_links: bool) -> QA:
+def _make_qa(corpus: str, index: str, model: str, precision: Enum, strict: bool, quiet: bool,
+             follow_links: bool) -> QA:
     notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{_shown(message)}[/]"))
-    return QA(corpus, index, model, strict=strict, follow_links=follow_links, on_notice=notice,
-              on_progress=_progress_bar(quiet))
+    return QA(corpus, index, model, strict=strict, follow_links=follow_links, precision=precision.value,
+              on_notice=notice, on_progress=_progress_bar(quiet))
 
 
 def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
@@ -148,6 +156,7 @@ def ask(
     corpus: str = CorpusOption,
     index: str = IndexOption,
     model: str = ModelOption,
+    precision: PrecisionChoice = PrecisionOption,
     retriever: RetrieverChoice = RetrieverOption,
     fusion: FusionChoice = FusionOption,
     alpha: float = AlphaOption,
@@ -160,7 +169,7 @@ def ask(
     """Answer QUESTION from the articles, with the sentence it comes from and citations."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, json_output, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
         result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha,
                         reader=reader)
         if json_output:
@@ -180,6 +189,7 @@ def search(
     corpus: str = CorpusOption,
     index: str = IndexOption,
     model: str = ModelOption,
+    precision: PrecisionChoice = PrecisionOption,
     retriever: RetrieverChoice = RetrieverOption,
     fusion: FusionChoice = FusionOption,
     alpha: float = AlphaOption,
@@ -189,7 +199,7 @@ def search(
     """Rank the passages for QUERY, showing fused and per-retriever ranks."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, json_output, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
         passages = qa.search(query, k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
         if json_output:
             print(_json({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
@@ -207,13 +217,14 @@ def index(
     corpus: str = CorpusOption,
     index: str = IndexOption,
     model: str = ModelOption,
+    precision: PrecisionChoice = PrecisionOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
 ) -> None:
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, strict, False, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
         report = qa.build(force=rebuild, verify=verify)
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,6 +24,12 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 BATCH_SIZE = 32
+# How the exported model's weights are stored; passages and queries always run the same file.
+# int8 is dynamic quantization with one scale per output channel: within 0.005 MRR@10 of fp32
+# on squad2-dev-a and above it on the seeds, 1.4x the passages/s (eval/precision.py, figures in
+# eval/README.md); per-tensor scales cost 0.02 MRR@10 on this AVX2 hardware.
+PRECISIONS = ("int8", "fp32")
+DEFAULT_PRECISION = "int8"
 
 
 class ModelError(QAError):
@@ -117,6 +126,7 @@ class Encoder:
             ) from None
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())
+        self._exports: dict[str, tempfile.TemporaryDirectory | None] = {}
 
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -124,12 +134,26 @@ class Encoder:
         return _encode_sorted(texts, self.dim, batch_size, on_batch, lambda batch: self.model.encode(
             batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
 
-    def export_onnx(self, folder: Path) -> bool:
-        """Write the model as ONNX plus its tokenizer and pooling into `folder` for torch-free queries.
+    def export_onnx(self, folder: Path, precision: str = DEFAULT_PRECISION) -> bool:
+        """Write the model as ONNX (its weights at `precision`) plus its tokenizer and pooling into
+        `folder`: what the index's passages and its queries are embedded with, without torch.
 
         Only the plain Transformer -> Pooling (-> Normalize) layout is exported; for anything
-        else this returns False and queries keep using sentence-transformers.
+        else this returns False and passages and queries keep using sentence-transformers.
+        Exporting takes 3-6 s, so a process that builds several indexes (evaluation scripts,
+        tests) exports each precision once, into a private temporary folder, and copies it after.
         """
+        if precision not in self._exports:
+            memo = tempfile.TemporaryDirectory(prefix="qa-encoder-export-")
+            self._exports[precision] = memo if self._export(Path(memo.name), precision) else None
+        memo = self._exports[precision]
+        if memo is None:
+            return False
+        for name in ONNX_FILES:
+            shutil.copyfile(Path(memo.name) / name, folder / name)
+        return True
+
+    def _export(self, folder: Path, precision: str) -> bool:
         import warnings
 
         import torch
@@ -161,12 +185,29 @@ class Encoder:
                               input_names=names, output_names=outputs,
                               dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs},
                               opset_version=17, dynamo=False)
+        if precision == "int8":
+            fp32 = folder / ("fp32-" + ONNX_FILE)
+            os.replace(folder / ONNX_FILE, fp32)
+            quantize_int8(fp32, folder / ONNX_FILE)
+            fp32.unlink()
         tokenizer.save(str(folder / ONNX_TOKENIZER))
         (folder / ONNX_CONFIG).write_text(json.dumps({
             "model": self.name, "weights_sha256": self.weights_sha256, "dim": self.dim, "pooling": pooling,
-            "max_seq_length": int(self.model.max_seq_length), "outputs": list(ONNX_OUTPUTS),
+            "max_seq_length": int(self.model.max_seq_length), "outputs": list(ONNX_OUTPUTS), "precision": precision,
         }), encoding="utf-8")
         return True
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Write the dynamically quantized int8 twin of the fp32 ONNX model `source` to `target`:
+    weights int8 with a scale per output channel (per-tensor scales cost 0.015 MRR@10 here, see
+    eval/HISTORY.md), activations quantized per run."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for convolutional nets
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
 
 
 ONNX_FILE = "encoder.onnx"
@@ -176,13 +217,23 @@ ONNX_FILES = (ONNX_FILE, ONNX_TOKENIZER, ONNX_CONFIG)
 ONNX_OUTPUTS = ("last_hidden_state",)
 
 
-def onnx_session(path: Path):
-    """The onnxruntime session setup the query encoder and the reader share: CPU, up to 4 threads
-    (one question at a time), only errors logged."""
+QUERY_THREADS = min(os.cpu_count() or 1, 4)
+# The export embeds one text per run. int8 activations are quantized per run, so batched with
+# others a passage's vector would depend on its neighbours and differ from the same text asked
+# alone; and on the 2-core machines here one text per run is also the fastest (small inputs stay
+# in cache). A build runs one single-threaded call per core at once: 2.3x the passages/s of one
+# two-thread call on batches of 32 (eval/bench.py).
+ONNX_BATCH_SIZE = 1
+BUILD_WORKERS = os.cpu_count() or 1
+
+
+def onnx_session(path: Path, threads: int = QUERY_THREADS):
+    """The onnxruntime session setup the encoder and the reader share: CPU, only errors logged.
+    One question at a time gains little past 4 threads; a build's batches use every core."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+    options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -192,19 +243,24 @@ def has_onnx_export(folder: Path) -> bool:
 
 
 class OnnxEncoder:
-    """The index's exported model run with onnxruntime and tokenizers: same vectors, no torch import."""
+    """The index's exported model run with onnxruntime and tokenizers: same vectors, no torch import.
 
-    def __init__(self, folder: Path):
+    `workers` > 1 runs that many batches at once on one session of one thread each (builds);
+    a question is one batch on `threads` threads."""
+
+    def __init__(self, folder: Path, threads: int = QUERY_THREADS, workers: int = 1):
         from tokenizers import Tokenizer
 
         try:
             config = json.loads((folder / ONNX_CONFIG).read_text(encoding="utf-8"))
             self.name, self.weights_sha256 = config["model"], config["weights_sha256"]
             self.dim, self.pooling = int(config["dim"]), config["pooling"]
+            self.precision = config.get("precision", "fp32")
             self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
             self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
             self.tokenizer.enable_padding()
-            self.session = onnx_session(folder / ONNX_FILE)
+            self.session = onnx_session(folder / ONNX_FILE, 1 if workers > 1 else threads)
+            self.workers = workers
         except Exception as exc:  # onnxruntime, tokenizers and json each raise their own types
             raise ModelError(f"the model's export in {folder} is damaged ({type(exc).__name__})") from None
 
@@ -223,9 +279,13 @@ class OnnxEncoder:
             vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
-    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return _encode_sorted(texts, self.dim, batch_size, on_batch, self._batch)
+    def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return _encode_sorted(texts, self.dim, ONNX_BATCH_SIZE, on_batch, self._batch, self.workers)
+
+
+def build_encoder(folder: Path) -> OnnxEncoder:
+    """The export in `folder` set up for embedding a corpus."""
+    return OnnxEncoder(folder, workers=BUILD_WORKERS)
 
 
 def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
@@ -235,13 +295,20 @@ def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
         yield order[start : start + batch_size]
 
 
-def _encode_sorted(texts: list[str], dim: int, batch_size: int, on_batch, encode_batch) -> np.ndarray:
-    """Encode in batches of similar length, returning vectors in the input order."""
+def _encode_sorted(texts: list[str], dim: int, batch_size: int, on_batch, encode_batch,
+                   workers: int = 1) -> np.ndarray:
+    """Encode in batches of similar length, `workers` batches at once, returning vectors in the
+    input order. On an interruption only the batches already running are waited for."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
-    for chosen in _length_batches(texts, batch_size):
-        out[chosen] = encode_batch([texts[i] for i in chosen])
-        if on_batch:
-            on_batch(len(chosen))
+    batches = list(_length_batches(texts, batch_size))
+    pool = ThreadPoolExecutor(workers)
+    try:
+        for chosen, vectors in zip(batches, pool.map(lambda batch: encode_batch([texts[i] for i in batch]), batches)):
+            out[chosen] = vectors
+            if on_batch:
+                on_batch(len(chosen))
+    finally:
+        pool.shutdown(cancel_futures=True)
     return out
 
 

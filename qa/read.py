@@ -22,7 +22,14 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, onnx_session, packaged_model_dir, resolve_model
+from qa.embed import (
+    DEFAULT_WEIGHTS_SHA256,
+    file_sha256,
+    onnx_session,
+    packaged_model_dir,
+    quantize_int8,
+    resolve_model,
+)
 from qa.errors import QAError
 from qa.spans import SpanChoice, best_spans
 from qa.windows import Windower, padded
@@ -93,7 +100,8 @@ def merged_state(delta_path: Path, base_dir: Path) -> dict:
 
 def export_reader(delta_path: Path, folder: Path, int8: bool = False) -> None:
     """Merge the delta into the packaged MiniLM and write it to `folder` as ONNX with its tokenizer;
-    `int8`: weights quantized (onnxruntime's dynamic quantization), where the card says it was measured."""
+    `int8`: weights quantized (onnxruntime's dynamic quantization, a scale per output channel),
+    where the card says it was measured."""
     import warnings
 
     import torch
@@ -128,12 +136,7 @@ def export_reader(delta_path: Path, folder: Path, int8: bool = False) -> None:
                           dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs},
                           opset_version=17, dynamo=False)
     if int8:
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for convolutional nets
-        quantize_dynamic(str(full), str(folder / ONNX_FILE), weight_type=QuantType.QInt8)
+        quantize_int8(full, folder / ONNX_FILE)
         full.unlink()
     shutil.copyfile(base_dir / "tokenizer.json", folder / TOKENIZER_FILE)
 
@@ -145,7 +148,7 @@ def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None) -> Pa
         raise ReaderModelError(f"the reader's weights are missing at {delta_path}; reinstall qa")
     if int8 is None:
         int8 = bool(load_card().get("int8", False))
-    key = file_sha256(delta_path)[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8" if int8 else "")
+    key = file_sha256(delta_path)[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8-per-channel" if int8 else "")
     folder = cache_root() / f"reader-{key}"
     mark = folder / EXPORT_MARK
     if mark.is_file():

@@ -32,10 +32,20 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, file_sha256, has_onnx_export, resolve_model
+from qa.embed import (
+    DEFAULT_PRECISION,
+    ONNX_CONFIG,
+    ONNX_FILES,
+    ONNX_OUTPUTS,
+    ModelError,
+    build_encoder,
+    file_sha256,
+    has_onnx_export,
+    resolve_model,
+)
 from qa.errors import QAError
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 """Raised whenever what an index holds changes, including the passages ingest and chunking cut and
 the BM25 terms (4: a leading `date` field is no longer body text, and terms are stemmed by
 `retrieve.stem`; 5: the model's ONNX export also gave MiniLM's middle layer; 6: it no longer does;
@@ -280,9 +290,9 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
 
 
 def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
-              follow_links: bool = False) -> str | None:
-    """Why the index must be (re)built for this corpus and model, or None if it is current; an
-    index of a newer format raises NewerIndexError.
+              follow_links: bool = False, precision: str = DEFAULT_PRECISION) -> str | None:
+    """Why the index must be (re)built for this corpus, model and precision, or None if it is
+    current; an index of a newer format raises NewerIndexError.
 
     Files are compared by size and mtime first and by content hash only when those differ,
     so an unchanged corpus folder costs one stat per file.
@@ -300,6 +310,8 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         return f"index format {manifest.get('format')} differs from {FORMAT_VERSION}"
     if manifest.get("model", {}).get("name") != model_name:
         return f"model changed ({manifest.get('model', {}).get('name')} -> {model_name})"
+    if manifest["model"].get("precision") != precision:
+        return f"precision changed ({manifest['model'].get('precision')} -> {precision})"
     if manifest.get("chunking") != chunking_params():
         return "chunking parameters changed"
     known = {f["source"]: f for f in manifest.get("files", []) + manifest.get("skipped_files", [])}
@@ -457,17 +469,19 @@ def _holds_only_own_files(folder: Path) -> bool:
                for e in os.scandir(folder))
 
 
-def _previous_vectors(index_dir: Path, model_name: str, weights: str | None) -> dict[str, np.ndarray]:
-    """Vectors of the live index per article hash, reusable when model and chunking are unchanged."""
+def _previous_vectors(index_dir: Path, model: dict) -> dict[str, np.ndarray]:
+    """Vectors of the live index per article hash, reusable when model, precision and chunking
+    are unchanged."""
     try:
         old = load(index_dir)
     except StoreError:
         return {}
     old.close()  # its arrays are in memory; the build may remove the folder later
-    model = old.manifest["model"]
-    if (model["name"], model["weights_sha256"]) != (model_name, weights) or old.manifest["chunking"] != chunking_params():
+    used = old.manifest["model"]
+    if ((used["name"], used["weights_sha256"], used.get("precision")) != (model["name"], model["weights_sha256"], model["precision"])
+            or old.manifest["chunking"] != chunking_params()):
         return {}
-    vectors = old.dense.reconstruct_n(0, old.dense.ntotal) if old.dense.ntotal else np.zeros((0, model["dim"]), np.float32)
+    vectors = old.dense.reconstruct_n(0, old.dense.ntotal) if old.dense.ntotal else np.zeros((0, used["dim"]), np.float32)
     reuse = {}
     for entry in old.manifest["files"]:
         first, count = entry["passages"]
@@ -483,20 +497,25 @@ def _write_json(path: Path, data) -> None:
 
 
 def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: str, *, force: bool = False,
-          verify: bool = False, strict: bool = False, follow_links: bool = False, make_encoder: Callable[[], object],
+          verify: bool = False, strict: bool = False, follow_links: bool = False,
+          precision: str = DEFAULT_PRECISION, make_encoder: Callable[[], object],
+          embed_with: Callable[[Path], object] = build_encoder,
           on_progress: Callable[[int, int], None] | None = None,
           on_wait: Callable[[], None] | None = None) -> BuildReport:
     """(Re)build the index of `corpus` (a folder, or articles already in memory) unless it is current.
 
-    Vectors of articles whose content hash is unchanged are reused; `make_encoder()` is called
-    only if some passage needs embedding, and `on_progress(done, total)` follows the embedding.
-    An index written by a newer qa is replaced only when `force` is given; `verify` hashes every
-    file of the live index and rebuilds it from scratch if one does not match.
+    Passages are embedded with the model's ONNX export at `precision`, the very file queries
+    will use (`embed_with(folder)` opens it). The export is linked from the live index when the
+    model is unchanged, so `make_encoder()` (the torch model) is called only to export it anew.
+    Vectors of articles whose content hash is unchanged are reused, and `on_progress(done,
+    total)` follows the embedding. An index written by a newer qa is replaced only when `force`
+    is given; `verify` hashes every file of the live index and rebuilds it from scratch if one
+    does not match.
     """
     began = time.perf_counter()
     with build_lock(index_dir, on_wait) as index_id:
         live = current_generation(index_dir)
-        reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name, follow_links)
+        reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name, follow_links, precision)
         if verify and reason is None:
             try:
                 load(index_dir, full_check=True).close()
@@ -507,69 +526,61 @@ def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: 
             manifest = read_manifest(live)
             return BuildReport(False, "up to date", manifest["counts"]["files"], manifest["counts"]["passages"],
                                0, 0.0, time.perf_counter() - began, [])
-        if isinstance(corpus, Path):
-            read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
-            articles, listing, skipped, corpus_id = read.articles, read.files, read.skipped, str(corpus.resolve())
-        else:
-            articles, listing, skipped, corpus_id = list(corpus), [], [], IN_MEMORY
-        per_article = [chunk.chunk_article(a) for a in articles]
-        passages = [p for group in per_article for p in group]
-
         _, weights = resolve_model(model_name)
-        reuse = {} if force else _previous_vectors(index_dir, model_name, weights)
-        needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
-        live_model = _reusable_model_export(live, model_name, weights, full_check=verify)
-        encoder = make_encoder() if needed or not reuse or live_model is None else None
-        dim = encoder.dim if encoder else next(iter(reuse.values())).shape[1]
-        fresh, embed_seconds = _embed(encoder, needed, dim, on_progress)
-
-        vectors = np.zeros((len(passages), dim), np.float32)
-        files, row, fresh_row = [], 0, 0
-        stats = {f.source: f for f in listing}
-        for article, group in zip(articles, per_article):
-            if article.sha256 in reuse:
-                vectors[row : row + len(group)] = reuse[article.sha256]
+        model = {"name": model_name, "weights_sha256": weights, "precision": precision}
+        live_model = _reusable_model_export(live, model, full_check=verify)
+        with _staging(index_dir, index_id) as staging:
+            # The export first: its transient memory is given back before the corpus is read.
+            torch_encoder = _add_model_export(staging, live_model, model, make_encoder)
+            if torch_encoder is None:
+                model["dim"] = int(json.loads((staging / ONNX_CONFIG).read_text(encoding="utf-8"))["dim"])
             else:
-                vectors[row : row + len(group)] = fresh[fresh_row : fresh_row + len(group)]
-                fresh_row += len(group)
-            stat = stats.get(article.source)
-            files.append({"source": article.source, "title": article.title, "date": article.date,
-                          "sha256": article.sha256, "size": stat.size if stat else None,
-                          "mtime_ns": stat.mtime_ns if stat else None, "passages": [row, len(group)]})
-            row += len(group)
-        indexed = {a.source for a in articles}
-        skipped_files = [
-            {"source": f.source, "size": f.size, "mtime_ns": f.mtime_ns, "sha256": _safe_sha256(f.path)}
-            for f in listing if f.source not in indexed
-        ]
-        manifest = {
-            "format": FORMAT_VERSION,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "corpus": corpus_id,
-            "model": {"name": model_name, "weights_sha256": weights, "dim": dim},
-            "chunking": chunking_params(),
-            "tokenizer": {"stopwords": True, "stemmer": "light"},
-            "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
-            "files": files,
-            "skipped_files": skipped_files,
-            "skipped": skipped,
-        }
-        def add_query_encoder(staging: Path) -> None:
-            """The ONNX export queries embed with: linked from the live index when unchanged."""
-            if live_model is not None:
-                for name in ONNX_FILES:
-                    os.link(live_model / name, staging / name)
+                model["dim"], model["precision"] = torch_encoder.dim, "fp32"
+            if isinstance(corpus, Path):
+                read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
+                articles, listing, skipped, corpus_id = read.articles, read.files, read.skipped, str(corpus.resolve())
             else:
-                encoder.export_onnx(staging)
+                articles, listing, skipped, corpus_id = list(corpus), [], [], IN_MEMORY
+            per_article = [chunk.chunk_article(a) for a in articles]
+            passages = [p for group in per_article for p in group]
+            reuse = {} if force else _previous_vectors(index_dir, model)
+            needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
+            encoder = torch_encoder or (embed_with(staging) if needed else None)
+            fresh, embed_seconds = _embed(encoder, needed, model["dim"], on_progress)
 
-        try:
-            generation = _write_generation(index_dir, index_id, manifest, passages, vectors, add_query_encoder)
-        except OSError as exc:
-            if exc.filename:
-                raise
-            raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
-                             advice="the previous index is unchanged; free space or fix the folder, "
-                                    "then run `qa index`") from None
+            vectors = np.zeros((len(passages), model["dim"]), np.float32)
+            files, row, fresh_row = [], 0, 0
+            stats = {f.source: f for f in listing}
+            for article, group in zip(articles, per_article):
+                if article.sha256 in reuse:
+                    vectors[row : row + len(group)] = reuse[article.sha256]
+                else:
+                    vectors[row : row + len(group)] = fresh[fresh_row : fresh_row + len(group)]
+                    fresh_row += len(group)
+                stat = stats.get(article.source)
+                files.append({"source": article.source, "title": article.title, "date": article.date,
+                              "sha256": article.sha256, "size": stat.size if stat else None,
+                              "mtime_ns": stat.mtime_ns if stat else None, "passages": [row, len(group)]})
+                row += len(group)
+            reuse = fresh = None  # copied into `vectors`: at 100k passages each holds 150 MB
+            indexed = {a.source for a in articles}
+            skipped_files = [
+                {"source": f.source, "size": f.size, "mtime_ns": f.mtime_ns, "sha256": _safe_sha256(f.path)}
+                for f in listing if f.source not in indexed
+            ]
+            manifest = {
+                "format": FORMAT_VERSION,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "corpus": corpus_id,
+                "model": {**model, "encoder": "sentence-transformers" if torch_encoder else "onnxruntime"},
+                "chunking": chunking_params(),
+                "tokenizer": {"stopwords": True, "stemmer": "light"},
+                "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
+                "files": files,
+                "skipped_files": skipped_files,
+                "skipped": skipped,
+            }
+            generation = _publish(staging, index_dir, index_id, manifest, passages, vectors)
         _remove_leftovers(index_dir, index_id, keep={generation.name} | ({live.name} if live else set()))
         return BuildReport(True, reason, len(files), len(passages), len(needed), embed_seconds,
                            time.perf_counter() - began, skipped)
@@ -601,11 +612,10 @@ def _sync(folder: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def _reusable_model_export(live: Path | None, model_name: str, weights: str | None,
-                           full_check: bool = False) -> Path | None:
-    """The live generation, if it holds an ONNX export of this very model whose files all verify:
-    a damaged file is never linked into a new generation."""
-    if live is None or weights is None or not has_onnx_export(live):
+def _reusable_model_export(live: Path | None, model: dict, full_check: bool = False) -> Path | None:
+    """The live generation, if it holds an ONNX export of this very model at this precision whose
+    files all verify: a damaged file is never linked into a new generation."""
+    if live is None or model["weights_sha256"] is None or not has_onnx_export(live):
         return None
     try:
         checks = read_manifest(live)["index_files"]
@@ -615,52 +625,82 @@ def _reusable_model_export(live: Path | None, model_name: str, weights: str | No
     if not all(isinstance(checks.get(name), dict) and verified(live / name, checks[name], full_check)
                for name in ONNX_FILES):
         return None
-    wanted = (model_name, weights, list(ONNX_OUTPUTS))
-    return live if (config.get("model"), config.get("weights_sha256"), config.get("outputs")) == wanted else None
+    wanted = (model["name"], model["weights_sha256"], model["precision"], list(ONNX_OUTPUTS))
+    found = (config.get("model"), config.get("weights_sha256"), config.get("precision", "fp32"), config.get("outputs"))
+    return live if found == wanted else None
 
 
-def _write_generation(index_dir: Path, index_id: str, manifest: dict, passages: list[Passage], vectors: np.ndarray,
-                      add_files: Callable[[Path], None]) -> Path:
-    """Write a complete generation beside the live one, then point CURRENT at it in one rename."""
+def _add_model_export(staging: Path, live_model: Path | None, model: dict, make_encoder: Callable[[], object]):
+    """Put the model's ONNX export into `staging`: linked from the live index when it is this very
+    model, else exported. Returns the torch encoder only when the model cannot be exported (then
+    it embeds the passages and the queries itself)."""
+    if live_model is not None:
+        for name in ONNX_FILES:
+            os.link(live_model / name, staging / name)
+        return None
+    encoder = make_encoder()
+    if encoder.export_onnx(staging, model["precision"]):
+        return None
+    if model["precision"] != "fp32":
+        raise ModelError(f"model {model['name']!r} cannot be exported to ONNX, so it runs at fp32 only; "
+                         f"build without --precision {model['precision']}")
+    return encoder
+
+
+@contextmanager
+def _staging(index_dir: Path, index_id: str) -> Iterator[Path]:
+    """A marked folder beside the live generation that a build fills; removed if the build fails."""
     staging = index_dir / f".build-{index_id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         (staging / GENERATION_MARK).write_text(index_id + "\n", encoding="ascii")
-        offsets = [0]
-        with open(staging / PASSAGES, "wb") as handle:
-            for passage in passages:
-                offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
-        np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
-        tokens = [retrieve.tokenize(p.text) for p in passages]
-        if len(passages) > retrieve.BM25S_ABOVE:
-            retrieve.SparseBM25.build(tokens).save(staging)
-        else:
-            with open(staging / TOKENS, "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
-        faiss = _faiss()
-        dim = manifest["model"]["dim"]
-        if len(vectors) > HNSW_ABOVE:
-            dense = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        else:
-            dense = faiss.IndexFlatIP(dim)
-        if len(vectors):
-            dense.add(vectors)
-        faiss.write_index(dense, str(staging / DENSE))
-        add_files(staging)
-        _sync(staging)
-        manifest["index_files"] = {
-            path.name: file_check(path) for path in sorted(staging.iterdir()) if path.name != GENERATION_MARK
-        }
-        _write_json(staging / MANIFEST, manifest)
-        generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        os.rename(staging, generation)
-        pointer_tmp = index_dir / f".{POINTER}.{index_id[:12]}.{uuid.uuid4().hex[:8]}"
-        pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
-        os.replace(pointer_tmp, index_dir / POINTER)
+        yield staging
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.filename:
+            raise
+        raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
+                         advice="the previous index is unchanged; free space or fix the folder, "
+                                "then run `qa index`") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _publish(staging: Path, index_dir: Path, index_id: str, manifest: dict, passages: list[Passage],
+             vectors: np.ndarray) -> Path:
+    """Write the rest of a generation into `staging`, then point CURRENT at it in one rename."""
+    offsets = [0]
+    with open(staging / PASSAGES, "wb") as handle:
+        for passage in passages:
+            offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
+    np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
+    tokens = (retrieve.tokenize(p.text) for p in passages)  # one passage's at a time
+    if len(passages) > retrieve.BM25S_ABOVE:
+        retrieve.SparseBM25.build(tokens).save(staging)
+    else:
+        with open(staging / TOKENS, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
+    faiss = _faiss()
+    dim = manifest["model"]["dim"]
+    if len(vectors) > HNSW_ABOVE:
+        dense = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:
+        dense = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        dense.add(vectors)
+    faiss.write_index(dense, str(staging / DENSE))
+    _sync(staging)
+    manifest["index_files"] = {
+        path.name: file_check(path) for path in sorted(staging.iterdir()) if path.name != GENERATION_MARK
+    }
+    _write_json(staging / MANIFEST, manifest)
+    generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    os.rename(staging, generation)
+    pointer_tmp = index_dir / f".{POINTER}.{index_id[:12]}.{uuid.uuid4().hex[:8]}"
+    pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
+    os.replace(pointer_tmp, index_dir / POINTER)
     return generation
 
 

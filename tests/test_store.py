@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from qa import store
 from qa.api import QA
-from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256
+from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_WEIGHTS_SHA256, OnnxEncoder
 from qa.store import StoreError
 from tests.conftest import write_article as _write
 
@@ -18,7 +21,8 @@ def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
     loaded = store.load(index)
     manifest = loaded.manifest
     assert manifest["format"] == store.FORMAT_VERSION
-    assert manifest["model"] == {"name": DEFAULT_MODEL, "weights_sha256": DEFAULT_WEIGHTS_SHA256, "dim": 384}
+    assert manifest["model"] == {"name": DEFAULT_MODEL, "weights_sha256": DEFAULT_WEIGHTS_SHA256, "dim": 384,
+                                 "precision": DEFAULT_PRECISION, "encoder": "onnxruntime"}
     assert manifest["chunking"] == store.chunking_params()
     assert {f["source"] for f in manifest["files"]} == {"a.txt", "b.txt"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
@@ -51,6 +55,45 @@ def test_staleness_reports_why(small):
     assert "model changed" in store.staleness(index, corpus, "/some/other/model")
     _write(corpus, "a.txt", "Harbor news\n\nThe terminal plan was withdrawn.")
     assert store.staleness(index, corpus, DEFAULT_MODEL) == "a.txt changed"
+
+
+def test_passages_are_embedded_with_the_export_queries_use(small):
+    corpus, index = small
+    qa = QA(corpus, index)
+    qa.build()
+    loaded = store.load(index)
+    stored = loaded.dense.reconstruct_n(0, loaded.dense.ntotal)
+    again = OnnxEncoder(loaded.folder).encode([p.text for p in loaded.passages])  # the query path's setup
+    assert np.allclose(stored, again, atol=1e-5)
+    loaded.close()
+
+
+def test_precision_is_recorded_and_a_change_rebuilds_without_reusing_vectors(small):
+    corpus, index = small
+    QA(corpus, index, precision="int8").build()
+    int8 = store.load(index)
+    assert int8.manifest["model"]["precision"] == "int8"
+    assert json.loads((int8.folder / "encoder.json").read_text())["precision"] == "int8"
+    assert store.staleness(index, corpus, DEFAULT_MODEL, precision="fp32") == "precision changed (int8 -> fp32)"
+    report = QA(corpus, index, precision="fp32").build()
+    assert report.built and report.embedded == report.passages  # no int8 vector is kept
+    fp32 = store.load(index)
+    assert fp32.manifest["model"]["precision"] == "fp32"
+    assert (fp32.folder / "encoder.onnx").stat().st_ino != (int8.folder / "encoder.onnx").stat().st_ino
+    assert (fp32.folder / "encoder.onnx").stat().st_size > 3 * (int8.folder / "encoder.onnx").stat().st_size
+    int8.close()
+    fp32.close()
+
+
+def test_a_build_that_can_link_the_export_never_imports_torch(small):
+    corpus, index = small
+    QA(corpus, index).build()
+    _write(corpus, "c.txt", "Rail update\n\nThe night train to the coast returns in May after repairs to the bridge.")
+    script = ("import sys; from qa.api import QA; report = QA(sys.argv[1], sys.argv[2]).build(); "
+              "print(report.embedded, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script, str(corpus), str(index)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1", "False"]
 
 
 def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypatch):
