@@ -27,7 +27,7 @@ BATCH_SIZE = 32
 # How the exported model's weights are stored; passages and queries always run the same file.
 # int8 is dynamic quantization with one scale per output channel: within 0.005 MRR@10 of fp32
 # on squad2-dev-a and above it on the seeds, 1.4x the passages/s (eval/precision.py, figures in
-# eval/README.md); per-tensor scales cost 0.02 MRR@10 on this AVX2 hardware.
+# eval/README.md); per-tensor scales cost 0.015 MRR@10 on this AVX2 hardware.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
 
@@ -221,8 +221,8 @@ QUERY_THREADS = min(os.cpu_count() or 1, 4)
 # The export embeds one text per run. int8 activations are quantized per run, so batched with
 # others a passage's vector would depend on its neighbours and differ from the same text asked
 # alone; and on the 2-core machines here one text per run is also the fastest (small inputs stay
-# in cache). A build runs one single-threaded call per core at once: 2.3x the passages/s of one
-# two-thread call on batches of 32 (eval/bench.py).
+# in cache). A build runs one single-threaded call per core at once: 1.5x (int8) and 1.6x (fp32)
+# the passages/s of one two-thread call on batches of 32 (eval/bench.py).
 ONNX_BATCH_SIZE = 1
 BUILD_WORKERS = os.cpu_count() or 1
 
