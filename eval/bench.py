@@ -140,12 +140,8 @@ def raw_onnx_per_s(export: Path, texts: list[str], batch_size: int, workers: int
     bookkeeping, so the best the model file can do on this machine with that setup."""
     encoder = OnnxEncoder(export, threads=BUILD_WORKERS, workers=workers)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    feeds = []
-    for start in range(0, len(order), batch_size):
-        encodings = encoder.tokenizer.encode_batch([texts[i] for i in order[start : start + batch_size]])
-        feeds.append({"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                      "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                      "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)})
+    feeds = [encoder.inputs([texts[i] for i in order[start : start + batch_size]])
+             for start in range(0, len(order), batch_size)]
     encoder.session.run(None, feeds[0])  # warm-up
     with ThreadPoolExecutor(workers) as pool:
         began = time.perf_counter()
@@ -192,6 +188,10 @@ def measured_process(command: list[str], env: dict | None = None, cwd: Path | No
     return float(wall), int(rss_kb) / 1024
 
 
+def passages_built(index: Path) -> int:
+    return store.read_manifest(store.current_generation(index))["counts"]["passages"]
+
+
 def bench_real_build(sentences: list[str], work: Path, passages: int, precision: str) -> dict:
     """A fresh `qa index` process over a corpus of real text: what a user waits for (imports and
     the model export included)."""
@@ -199,7 +199,7 @@ def bench_real_build(sentences: list[str], work: Path, passages: int, precision:
     write_corpus(corpus, passages, sentences, seed=passages + 7)
     wall, rss = measured_process([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
                                   "--index", str(index), "--precision", precision])
-    built = store.read_manifest(store.current_generation(index))["counts"]["passages"]
+    built = passages_built(index)
     return {"passages": built, "precision": precision, "wall_s": round(wall, 1),
             "passages_per_s": round(built / wall, 1), "peak_rss_mb": round(rss, 1)}
 
@@ -242,8 +242,7 @@ def bench_synthetic_build(corpus: Path, index: Path, centers: np.ndarray) -> dic
     np.save(corpus.parent / "centers.npy", centers)
     wall, rss = measured_process([sys.executable, "-c", SYNTHETIC_BUILD, str(corpus), str(index),
                                   str(corpus.parent / "centers.npy")])
-    built = store.read_manifest(store.current_generation(index))["counts"]["passages"]
-    return {"passages": built, "wall_s": round(wall, 1), "peak_rss_mb": round(rss, 1),
+    return {"passages": passages_built(index), "wall_s": round(wall, 1), "peak_rss_mb": round(rss, 1),
             "vectors": "synthetic (real passage vectors + noise)"}
 
 

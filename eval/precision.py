@@ -77,10 +77,10 @@ ONNX_VARIANTS: dict[str, Callable[[Path, Path], None] | None] = {
 }
 
 
-def question_sets() -> list[tuple[str, list[str], list[str], list[list[bool]], QA]]:
-    """(name, passage texts, questions, relevance per question per passage, QA over those passages)."""
+def question_sets(work: Path) -> list[tuple[str, list[str], list[str], list[list[bool]], QA]]:
+    """(name, passage texts, questions, relevance per question per passage, QA over those passages),
+    their indexes built in `work`."""
     sets = []
-    work = Path(tempfile.mkdtemp(prefix="qa-precision-"))
     seeds = QA(ROOT / "seeds", work / "seeds", precision="fp32")
     passages = seeds.all_passages()
     gold = [json.loads(line) for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines() if line.strip()]
@@ -120,9 +120,9 @@ def scores(vectors: np.ndarray, queries: np.ndarray, relevance: list[list[bool]]
 
 def main(json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures here.")) -> None:
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer suggests optional pre-processing
-    sets = question_sets()
-    work = Path(tempfile.mkdtemp(prefix="qa-precision-models-"))
+    work = Path(tempfile.mkdtemp(prefix="qa-precision-"))
     try:
+        sets = question_sets(work)
         model = load_encoder(DEFAULT_MODEL)
         export = work / "onnx fp32"
         export.mkdir()

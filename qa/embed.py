@@ -264,13 +264,17 @@ class OnnxEncoder:
         except Exception as exc:  # onnxruntime, tokenizers and json each raise their own types
             raise ModelError(f"the model's export in {folder} is damaged ({type(exc).__name__})") from None
 
-    def _batch(self, texts: list[str]) -> np.ndarray:
+    def inputs(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The session's inputs for one batch of texts."""
         encodings = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-        weights = mask[..., None].astype(np.float32)
+        return {name: np.array([getattr(e, field) for e in encodings], dtype=np.int64)
+                for name, field in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
+                                    ("token_type_ids", "type_ids"))}
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        feed = self.inputs(texts)
+        (hidden,) = self.session.run(None, feed)
+        weights = feed["attention_mask"][..., None].astype(np.float32)
         if self.pooling == "cls":
             vectors = hidden[:, 0]
         elif self.pooling == "max":

@@ -655,15 +655,12 @@ def _staging(index_dir: Path, index_id: str) -> Iterator[Path]:
     try:
         (staging / GENERATION_MARK).write_text(index_id + "\n", encoding="ascii")
         yield staging
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if exc.filename:
-            raise
-        raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
-                         advice="the previous index is unchanged; free space or fix the folder, "
-                                "then run `qa index`") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk names no file: name the folder
+            raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
+                             advice="the previous index is unchanged; free space or fix the folder, "
+                                    "then run `qa index`") from None
         raise
 
 
