@@ -51,6 +51,7 @@ class Answer:
     answer_start: int | None
     answer_end: int | None
     citations: list[Citation]
+    readings: list[SpanChoice | None]  # each passage's best span, in passage order: why this answer
 
 
 def normalize(text: str) -> str:
@@ -74,19 +75,28 @@ def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -
 def answer(question: str, passages: Sequence[Passage], reader: SpanReader) -> Answer:
     """The best span of the passages read, or an abstention when the reader is not confident enough."""
     found = read_spans(question, passages, reader)
+    readings = _best_per_passage(found, len(passages))
     if not found:
-        return Answer(question, None, 0.0, None, None, None, None, [])
+        return Answer(question, None, 0.0, None, None, None, None, [], readings)
     best = found[0]
     confidence = reader.calibration.confidence(best.margin)
     if confidence < reader.calibration.threshold:
-        return Answer(question, None, confidence, None, None, None, None, [])
+        return Answer(question, None, confidence, None, None, None, None, [], readings)
     passage = passages[best.passage]
     overlapping = [(a, b) for a, b in split_sentences(passage.text) if a < best.end and b > best.start]
     sentence_start = min([a for a, _ in overlapping] + [best.start])
     sentence_end = max([b for _, b in overlapping] + [best.end])
     return Answer(question, passage.text[best.start : best.end], confidence,
                   passage.text[sentence_start:sentence_end], passage.start + sentence_start,
-                  passage.start + best.start, passage.start + best.end, _citations(found, passages))
+                  passage.start + best.start, passage.start + best.end, _citations(found, passages), readings)
+
+
+def _best_per_passage(found: Sequence[SpanChoice], count: int) -> list[SpanChoice | None]:
+    best: list[SpanChoice | None] = [None] * count
+    for span in found:  # best first, so the first of each passage is its best
+        if best[span.passage] is None:
+            best[span.passage] = span
+    return best
 
 
 def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:

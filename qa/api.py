@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa import store
-from qa.answer import answer
+from qa.answer import Answer, answer
 from qa.chunk import Passage
 from qa.embed import (
     DEFAULT_MODEL,
@@ -27,15 +27,17 @@ from qa.embed import (
     load_encoder,
     load_onnx_encoder,
 )
-from qa.errors import QAError
+from qa.errors import QAError, QuestionError
 from qa.ingest import Article
-from qa.read import load_shipped_reader
+from qa.read import Calibration, load_shipped_reader
 from qa.reader import load_reader
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
+MAX_QUESTION_CHARS = 2000
+"""Far longer than any question; the reader reads only its first 64 word pieces anyway."""
 
 
 class QA:
@@ -88,9 +90,13 @@ class QA:
             self._loaded.close()
         self._loaded = self._retriever = None
 
+    def staleness(self) -> str | None:
+        """Why the index on disk no longer matches the corpus, model or precision; None if it does."""
+        return store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links, self.precision)
+
     def ensure_index(self) -> None:
         """Build on first use and rebuild when the corpus or model changed, saying why."""
-        reason = store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links, self.precision)
+        reason = self.staleness()
         if reason is not None:
             self.on_notice(f"building the index in {self.index_dir} ({reason})")
             self.build()
@@ -121,6 +127,13 @@ class QA:
         self.retriever()
         return self._loaded.folder
 
+    def summary(self) -> dict:
+        """What is loaded: the index folder, its model and how much it holds (built first if need be)."""
+        self.retriever()
+        model = self._loaded.manifest["model"]
+        return {"index": str(self.index_dir), "articles": len(self._loaded.manifest.get("files", [])),
+                "passages": len(self._loaded.passages), "model": model["name"], "precision": model["precision"]}
+
     def all_passages(self) -> list[Passage]:
         """Every passage of the index, in index order (read in full: meant for evaluation)."""
         self.retriever()
@@ -139,6 +152,12 @@ class QA:
     def _embed_query(self, text: str) -> np.ndarray:
         return self.query_encoder().encode([text])[0]
 
+    def warm(self, reader: str | None = None) -> None:
+        """Load the index, the query encoder and the reader now, so that no question pays for them
+        (an interactive session, a server's first request) and nothing loads lazily in two threads."""
+        self.query_encoder()
+        _span_reader(reader)
+
     # ------------------------------------------------------------------ queries
 
     def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
@@ -149,17 +168,17 @@ class QA:
         return [_passage_dict(rank, hit, self._loaded.passages[hit.passage_id]) for rank, hit in enumerate(hits, 1)]
 
     def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-            alpha: float = DEFAULT_ALPHA, reader: str | None = None) -> dict:
+            alpha: float = DEFAULT_ALPHA, reader: str | None = None, explain: bool = False) -> dict:
         """The answer (or None), its confidence, sentence and citations, and the passages it came from.
 
         `reader` names a transformers extractive-QA model (local folder or cached name) to pick the
-        answer instead of the built-in reader.
+        answer instead of the built-in reader. `explain` adds what the reader made of each passage.
         """
         question = _check_text(question, "question")
-        span_reader = load_reader(reader) if reader else load_shipped_reader()  # a bad model fails before any work
+        span_reader = _span_reader(reader)  # a bad model fails before any work
         hits, passages = self.passages_for(question, top_k, retriever, fusion, alpha)
         result = answer(question, passages, span_reader)
-        return {
+        reply = {
             "question": question,
             "answer": result.answer,
             "confidence": round(result.confidence, 4),
@@ -171,6 +190,9 @@ class QA:
             "citations": [asdict(c) for c in result.citations],
             "passages": [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)],
         }
+        if explain:
+            reply["explain"] = _explanation(result, passages, span_reader.calibration)
+        return reply
 
     def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid",
                      fusion: str = DEFAULT_FUSION, alpha: float = DEFAULT_ALPHA) -> tuple[list[Hit], list[Passage]]:
@@ -186,10 +208,30 @@ class QA:
         except ValueError as exc:
             raise QAError(str(exc)) from None
 
+def _span_reader(name: str | None):
+    return load_reader(name) if name else load_shipped_reader()
+
+
 def _check_text(text: str, what: str) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise QAError(f"the {what} is empty; ask something, e.g. qa ask \"who built Stargate data centers\"")
+        raise QuestionError(f"the {what} is empty; ask something, e.g. qa ask \"who built Stargate data centers\"")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the {what} is {len(text)} characters long; at most {MAX_QUESTION_CHARS} are read")
     return text.strip()
+
+
+def _explanation(result: Answer, passages: Sequence[Passage], calibration: Calibration) -> dict:
+    best = max((r for r in result.readings if r is not None), key=lambda r: r.margin, default=None)
+    return {
+        "margin": None if best is None else round(best.margin, 4),
+        "threshold": calibration.threshold,
+        "margin_needed": round(calibration.margin_needed(), 4),
+        "passages": [
+            {"margin": None if r is None else round(r.margin, 4),
+             "span": None if r is None else passage.text[r.start : r.end]}
+            for r, passage in zip(result.readings, passages)
+        ],
+    }
 
 
 def _passage_dict(rank: int, hit: Hit, passage: Passage) -> dict:

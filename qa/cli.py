@@ -1,33 +1,30 @@
 """`qa`: ask questions about a folder of articles and see exactly where each answer came from.
 
-A thin layer over `qa.api.QA`: it parses options, renders with rich, and turns every
-`QAError` (and Ctrl-C, SIGTERM) into one line on stderr with a non-zero exit. Everything it prints
-that comes from files or the user (names, titles, text) is shown with control characters escaped.
+A thin layer over `qa.api.QA`: it parses options, renders with `qa.view`, and turns every
+`QAError` (and Ctrl-C, SIGTERM) into one line on stderr with a non-zero exit. `qa chat` and
+`qa serve` import their modules (readline; FastAPI and uvicorn) only when they run, so `qa ask`
+starts no slower for them.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import sys
 from enum import Enum
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError, interruption
 from qa.retrieve import DEFAULT_ALPHA, DEFAULT_FUSION
+from qa.view import View, json_line, shown
 
 app = typer.Typer(
     help="Answer questions about a folder of news articles, offline, citing the exact source text.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
@@ -66,23 +63,6 @@ FollowLinksOption = typer.Option(
     False, "--follow-links", help="Also index files and folders that links in the corpus lead to outside it.")
 
 
-def _safe(text: str) -> str:
-    """Text for the terminal: control characters (escape sequences included) shown, never executed."""
-    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
-
-
-def _shown(text: str) -> str:
-    """`_safe` text as rich markup: neither the terminal nor rich interprets any of it."""
-    return escape(_safe(text))
-
-
-def _json(data: dict) -> str:
-    """One JSON line in which no character can act on a terminal: json escapes C0 controls, this
-    also DEL, C1 controls (U+009B is a one-byte CSI) and the other unprintable ones (bidi overrides)."""
-    text = json.dumps(data, ensure_ascii=False)
-    return re.sub(r"[^\x20-\x7e]", lambda m: m.group() if m.group().isprintable() else json.dumps(m.group())[1:-1], text)
-
-
 _live_progress: list = []  # progress bars on screen: stopped on any way out, so the cursor comes back
 
 
@@ -90,7 +70,7 @@ def _run(action: Callable[[], None]) -> None:
     try:
         action()
     except QAError as exc:
-        err.print(f"[bold red]error:[/] {_shown(str(exc))}")
+        err.print(f"[bold red]error:[/] {shown(str(exc))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt as exc:
         message, code = interruption(exc)
@@ -98,7 +78,7 @@ def _run(action: Callable[[], None]) -> None:
         raise typer.Exit(code) from None
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        err.print(f"[bold red]error:[/] {_shown((exc.strerror or str(exc)) + where)}")
+        err.print(f"[bold red]error:[/] {shown((exc.strerror or str(exc)) + where)}")
         raise typer.Exit(1) from None
     finally:
         while _live_progress:
@@ -107,7 +87,7 @@ def _run(action: Callable[[], None]) -> None:
 
 def _make_qa(corpus: str, index: str, model: str, precision: Enum, strict: bool, quiet: bool,
              follow_links: bool) -> QA:
-    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{_shown(message)}[/]"))
+    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{shown(message)}[/]"))
     return QA(corpus, index, model, strict=strict, follow_links=follow_links, precision=precision.value,
               on_notice=notice, on_progress=_progress_bar(quiet))
 
@@ -148,11 +128,23 @@ def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
     return update
 
 
+ReaderOption = typer.Option(
+    None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
+                           "to pick the answer instead of the built-in reader.")
+TopKOption = typer.Option(DEFAULT_TOP_K, "--top-k", "-k", min=1, max=100, help="Passages to read for the answer.")
+ExplainOption = typer.Option(
+    False, "--explain", help="Show why: each passage read, the reader's margin for it, and the threshold.")
+
+
 @app.command()
 def ask(
-    question: str = typer.Argument(..., help="The question, in quotes."),
-    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", "-k", min=1, max=100, help="Passages to read for the answer."),
+    question: Optional[str] = typer.Argument(None, help="The question, in quotes."),
+    file: Optional[Path] = typer.Option(
+        None, "--file", "-f", dir_okay=False, allow_dash=True,
+        help="Answer every line of this file (- for stdin) as JSON Lines, one object per question, in order."),
+    top_k: int = TopKOption,
     json_output: bool = JsonOption,
+    explain: bool = ExplainOption,
     corpus: str = CorpusOption,
     index: str = IndexOption,
     model: str = ModelOption,
@@ -162,23 +154,62 @@ def ask(
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
-    reader: Optional[str] = typer.Option(
-        None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
-                               "to pick the answer instead of the built-in reader."),
+    reader: Optional[str] = ReaderOption,
 ) -> None:
-    """Answer QUESTION from the articles, with the sentence it comes from and citations."""
+    """Answer QUESTION (or each line of --file) from the articles, with the sentence it comes from and citations."""
 
     def action() -> None:
+        if (question is None) == (file is None):
+            raise QAError("give a question or --file FILE (- for stdin), not both and not neither")
+        options = dict(top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha, reader=reader,
+                       explain=explain)
+        if file is not None:
+            _ask_batch(_make_qa(corpus, index, model, precision, strict, True, follow_links), file, options)
+            return
         qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
-        result = qa.ask(question, top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha,
-                        reader=reader)
+        result = qa.ask(question, **options)
         if json_output:
             result.pop("answer_in_sentence")
-            print(_json({**result, "warnings": qa.warnings}))
+            print(json_line({**result, "warnings": qa.warnings}))
         else:
-            _show_answer(result)
+            View(out, Path(corpus)).answer(result, explain=explain)
 
     _run(action)
+
+
+def _ask_batch(qa: QA, file: Path, options: dict) -> None:
+    """JSON Lines on stdout; a bad line is reported with its number on stderr, the rest still answered."""
+    from qa.batch import answer_each, read_questions
+
+    stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    with stream:
+        questions = list(read_questions(stream))
+        advance = _batch_progress(len(questions))
+        bad = 0
+        for result in answer_each(qa, iter(questions), on_answered=advance, **options):
+            if "error" in result:
+                bad += 1
+                err.print(f"[bold red]error:[/] line {result['line']}: {shown(result['error'])}")
+            print(json_line(result), flush=True)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _batch_progress(total: int) -> Callable[[], None] | None:
+    if not err.is_terminal or total == 0:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, transient=True)
+    task = progress.add_task("answer", total=total)
+    progress.start()
+    _live_progress.append(progress)
+
+    def advance() -> None:
+        progress.advance(task)
+
+    return advance
 
 
 @app.command()
@@ -202,9 +233,9 @@ def search(
         qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
         passages = qa.search(query, k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
         if json_output:
-            print(_json({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
+            print(json_line({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
         else:
-            _show_passages(passages, title=f"Passages for: {_shown(query.strip())}")
+            View(out, Path(corpus)).passages(passages, title=f"Passages for: {shown(query.strip())}")
 
     _run(action)
 
@@ -231,8 +262,8 @@ def index(
         out.print(
             f"[green]index {verb}[/] {report.files} articles, {report.passages} passages "
             f"({report.embedded} embedded, {report.passages - report.embedded if report.built else report.passages} reused) "
-            f"in {report.seconds:.1f}s{rate} -> {_shown(index)}"
-            + (f"  [dim]({_shown(report.reason)})[/]" if report.built else "")
+            f"in {report.seconds:.1f}s{rate} -> {shown(index)}"
+            + (f"  [dim]({shown(report.reason)})[/]" if report.built else "")
         )
         if report.skipped:
             out.print(f"[yellow]{len(report.skipped)} file(s) skipped[/] (see warnings above)")
@@ -240,52 +271,66 @@ def index(
     _run(action)
 
 
-# --------------------------------------------------------------------------- rendering
+@app.command()
+def chat(
+    top_k: int = TopKOption,
+    explain: bool = ExplainOption,
+    corpus: str = CorpusOption,
+    index: str = IndexOption,
+    model: str = ModelOption,
+    precision: PrecisionChoice = PrecisionOption,
+    retriever: RetrieverChoice = RetrieverOption,
+    fusion: FusionChoice = FusionOption,
+    alpha: float = AlphaOption,
+    strict: bool = StrictOption,
+    follow_links: bool = FollowLinksOption,
+    reader: Optional[str] = ReaderOption,
+) -> None:
+    """Ask one question after another at a prompt, with everything loaded once (:help lists its commands)."""
+    from qa import chat as session
+
+    def action() -> None:
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
+        qa.warm(reader)
+        talk = session.Chat(qa, View(out, Path(corpus)), dict(top_k=top_k, retriever=retriever.value,
+                            fusion=fusion.value, alpha=alpha, reader=reader), explain=explain)
+        out.print(f"[dim]{talk.greeting()}[/]")
+        session.run(talk, session.history_file())
+
+    _run(action)
 
 
-def _citation_line(citation: dict) -> str:
-    date = f", {citation['date']}" if citation.get("date") else ""
-    return (f"[bold]{_shown(citation['source'])}[/] — {_shown(citation['title'])}{_shown(date)} "
-            f"[dim]chars {citation['start']}–{citation['end']}[/]")
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs a token."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="QA_TOKEN", show_envvar=True,
+        help="Require 'Authorization: Bearer TOKEN' on every request."),
+    corpus: str = CorpusOption,
+    index: str = IndexOption,
+    model: str = ModelOption,
+    precision: PrecisionChoice = PrecisionOption,
+    retriever: RetrieverChoice = RetrieverOption,
+    fusion: FusionChoice = FusionOption,
+    alpha: float = AlphaOption,
+    strict: bool = StrictOption,
+    follow_links: bool = FollowLinksOption,
+    reader: Optional[str] = ReaderOption,
+) -> None:
+    """Serve POST /ask, POST /search and GET /health as JSON over HTTP (docs at /docs); needs the serve extra."""
 
+    def action() -> None:
+        try:
+            from qa.serve import serve as run_server
+        except ImportError as exc:
+            raise QAError(f"qa serve needs the serve extra ({exc.name} is missing): pip install 'qa[serve]'") from None
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
+        run_server(qa, host, port, token or None,
+                   on_ready=lambda url: err.print(f"serving on {url} (docs at {url}/docs); Ctrl-C stops"),
+                   reader=reader, retrieval=dict(retriever=retriever.value, fusion=fusion.value, alpha=alpha))
 
-def _show_answer(result: dict) -> None:
-    out.print(f"[bold]Q:[/] {_shown(result['question'])}")
-    if result["answer"] is None:
-        out.print(Panel(Text("No answer found in the articles.", style="bold yellow"), expand=False))
-        out.print(f"confidence {result['confidence']:.2f} (below the answering threshold)")
-        _show_passages(result["passages"], title="Closest passages")
-        return
-    out.print(Panel(Text(_safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
-                    expand=False))
-    out.print(f"confidence {result['confidence']:.2f}")
-    sentence = Text(_safe(result["sentence"]))
-    start, end = result["answer_in_sentence"]
-    sentence.stylize("bold black on yellow", start, end)
-    out.print(Text("“") + sentence + Text("”"))
-    out.print("[bold]Sources:[/]")
-    for number, citation in enumerate(result["citations"], 1):
-        out.print(f"  [{number}] " + _citation_line(citation))
-
-
-def _show_passages(passages: list[dict], title: str) -> None:
-    if not passages:
-        out.print("[yellow]No passages matched.[/]")
-        return
-    table = Table(title=title, show_lines=True, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("bm25", justify="right")
-    table.add_column("dense", justify="right")
-    table.add_column("source / passage", ratio=1)
-    for p in passages:
-        snippet = p["text"] if len(p["text"]) <= 320 else p["text"][:320].rsplit(" ", 1)[0] + " …"
-        where = f"[bold]{_shown(p['source'])}[/] [dim]{p['start']}–{p['end']}[/]\n"
-        table.add_row(str(p["rank"]), f"{p['score']:.4f}",
-                      "-" if p["bm25_rank"] is None else str(p["bm25_rank"]),
-                      "-" if p["dense_rank"] is None else str(p["dense_rank"]),
-                      where + _shown(snippet))
-    out.print(table)
+    _run(action)
 
 
 if __name__ == "__main__":  # python -m qa.cli, the way eval/bench.py runs older checkouts too

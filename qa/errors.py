@@ -5,6 +5,10 @@ class QAError(Exception):
     """Something a user can fix; the message says what is wrong and what to do."""
 
 
+class QuestionError(QAError):
+    """One question or query cannot be asked (empty, too long); others may still be."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so the same cleanup runs (staging removed, terminal restored)."""
 

@@ -57,6 +57,10 @@ class Calibration:
         z = max(min(self.slope * margin + self.intercept, 30.0), -30.0)
         return 1.0 / (1.0 + math.exp(-z))
 
+    def margin_needed(self) -> float:
+        """The margin over "no answer" at which the confidence reaches the threshold."""
+        return (math.log(self.threshold / (1.0 - self.threshold)) - self.intercept) / self.slope
+
 
 def load_card(path: Path = CARD_FILE) -> dict:
     try:

@@ -100,3 +100,18 @@ def test_read_spans_keeps_the_readers_order_and_drops_empty_spans():
 def test_normalize_is_squads():
     assert normalize("The “Oracle”, Inc.!") == "oracle inc"
     assert normalize("  an   apple a day ") == "apple day"
+
+
+def test_each_passage_keeps_its_best_span_for_explaining_the_answer():
+    reader = FixedReader([span_of(FERRY, "the terminal", 1.0), span_of(FERRY, "Nordvik Construction", 4.0),
+                          span_of(OTHER, "last week", 2.0, number=1)])
+    readings = answer("Who?", [FERRY, OTHER, FERRY], reader).readings
+    assert [(r.passage, r.margin) if r else None for r in readings] == [(0, 4.0), (1, 2.0), None]
+    assert answer("Who?", [FERRY], FixedReader([span_of(FERRY, "2027", -5.0)])).readings[0].margin == -5.0
+
+
+def test_the_margin_needed_is_where_the_confidence_meets_the_threshold():
+    for calibration in (Calibration(0.338, -4.238, 0.133), Calibration(1.0, 0.0, 0.5), Calibration(2.0, 1.0, 0.9)):
+        needed = calibration.margin_needed()
+        assert abs(calibration.confidence(needed) - calibration.threshold) < 1e-9
+        assert calibration.confidence(needed + 0.01) > calibration.threshold > calibration.confidence(needed - 0.01)

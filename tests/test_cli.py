@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -167,3 +169,14 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in ("ask", "search", "index"):
         assert command in result.stdout
+
+
+def test_asking_imports_nothing_of_chat_serve_or_batch(seeds_index):
+    """`qa ask` starts as fast as before those commands existed: their modules load only when they run."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "qa", "ask", "Who is the chairman of Oracle?",
+                             "--json", "--corpus", str(SEEDS), "--index", str(seeds_index)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "qa.api" in imported
+    assert not imported & {"qa.chat", "qa.serve", "qa.batch", "readline", "fastapi", "uvicorn", "torch"}

@@ -1,0 +1,73 @@
+"""The rich view: highlighted answer, explanations, and file links only where the terminal takes them."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from qa.view import View, hyperlinks_supported
+from tests.conftest import SEEDS
+
+
+def terminal(width: int = 200) -> tuple[Console, io.StringIO]:
+    screen = io.StringIO()
+    return Console(file=screen, width=width, force_terminal=True, color_system="standard", highlight=False), screen
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, False),
+    ({"TERM_PROGRAM": "iTerm.app"}, True),
+    ({"VTE_VERSION": "7600"}, True),
+    ({"VTE_VERSION": "4200"}, False),
+    ({"KITTY_WINDOW_ID": "1"}, True),
+    ({"TERM_PROGRAM": "Apple_Terminal"}, False),
+    ({"TERM_PROGRAM": "iTerm.app", "QA_HYPERLINKS": "0"}, False),
+    ({"QA_HYPERLINKS": "1"}, True),
+])
+def test_links_only_where_the_terminal_is_known_to_take_them(environ, expected):
+    console, _ = terminal()
+    assert hyperlinks_supported(console, environ) is expected
+
+
+def test_links_are_off_when_output_is_not_a_terminal():
+    assert not hyperlinks_supported(Console(file=io.StringIO()), {"TERM_PROGRAM": "iTerm.app"})
+
+
+def test_a_citation_links_to_the_file_and_a_hostile_name_cannot_forge_a_link(tmp_path):
+    console, screen = terminal()
+    name = "evil\x1b]8;;https://attacker.example\x07.txt"
+    console.print(View(console, tmp_path, links=True).citation_line(
+        {"source": name, "title": "T", "date": None, "start": 1, "end": 5}))
+    shown = screen.getvalue()
+    targets = re.findall(r"\x1b\]8;[^;]*;([^\x1b\x07]*)", shown)
+    assert (tmp_path.resolve() / name).as_uri() in targets
+    assert all(target == "" or target.startswith("file:///") for target in targets)  # "" closes a link
+    assert "\\x1b]8;;https://attacker.example\\x07.txt" in shown  # the name itself, escaped
+    plain, screen = terminal()
+    plain.print(View(plain, tmp_path, links=False).citation_line(
+        {"source": "a.txt", "title": "T", "date": None, "start": 1, "end": 5}))
+    assert "\x1b]8;" not in screen.getvalue()
+
+
+def test_the_explanation_shows_each_passage_margin_and_the_threshold(seeds_qa):
+    result = seeds_qa.ask("Who is the chairman of Oracle?", explain=True)
+    why = result["explain"]
+    margins = [p["margin"] for p in why["passages"] if p["margin"] is not None]
+    assert len(why["passages"]) == len(result["passages"]) and why["margin"] == max(margins)
+    assert (why["margin"] >= why["margin_needed"]) == (result["answer"] is not None)
+    console, screen = terminal()
+    View(console, SEEDS, links=False).answer(result, explain=True)
+    shown = screen.getvalue()
+    for margin in margins:
+        assert f"{margin:+.2f}" in shown
+    assert f"{why['margin_needed']:+.2f}" in shown and f"confidence {why['threshold']:.2f}" in shown
+
+
+def test_an_abstention_explains_itself_too(seeds_qa):
+    result = seeds_qa.ask("What is the price of an Nvidia H100 GPU?", explain=True)
+    assert result["answer"] is None
+    why = result["explain"]
+    assert why["margin"] is None or why["margin"] < why["margin_needed"]
