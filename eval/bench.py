@@ -1,6 +1,6 @@
 """Speed and scale of the real pipeline, measured in one run and printed side by side.
 
-    python eval/bench.py [--json OUT] [--sizes 1000,10000,100000] [--real-vectors-up-to 1000] [--only-build]
+    python -m eval.bench [--json OUT] [--sizes 1000,10000,100000] [--real-vectors-up-to 1000] [--only-build]
 
 - build, per precision: onnxruntime alone on the index's export (the build's setup, and one
   two-thread call on batches of 32 as builds ran before) against `qa`'s rebuild of the same
@@ -43,29 +43,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from metrics import percentile  # noqa: E402
-
-from qa import store  # noqa: E402
-from qa.answer import answer  # noqa: E402
-from qa.api import QA  # noqa: E402
-from qa.chunk import split_sentences  # noqa: E402
-from qa.embed import (  # noqa: E402
+from eval.metrics import percentile
+from qa import store
+from qa.answer import answer
+from qa.api import QA
+from qa.chunk import split_sentences
+from qa.embed import (
     BATCH_SIZE,
-    ONNX_BATCH_SIZE,
     BUILD_WORKERS,
     DEFAULT_MODEL,
     DEFAULT_PRECISION,
+    ONNX_BATCH_SIZE,
     PRECISIONS,
     OnnxEncoder,
     load_encoder,
 )
-from qa.ingest import read_corpus  # noqa: E402
-from qa.read import load_shipped_reader  # noqa: E402
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from qa.ingest import read_corpus
+from qa.read import load_shipped_reader
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SQUAD = ROOT.parent / "shared" / "data" / "squad"
@@ -241,18 +237,17 @@ def bench_synthetic_build(corpus: Path, index: Path, centers: np.ndarray) -> dic
     passages, BM25 and the dense index, is the real thing)."""
     np.save(corpus.parent / "centers.npy", centers)
     wall, rss = measured_process([sys.executable, "-c", SYNTHETIC_BUILD, str(corpus), str(index),
-                                  str(corpus.parent / "centers.npy")])
+                                  str(corpus.parent / "centers.npy")], cwd=ROOT)
     return {"passages": passages_built(index), "wall_s": round(wall, 1), "peak_rss_mb": round(rss, 1),
             "vectors": "synthetic (real passage vectors + noise)"}
 
 
 # A build with synthetic vectors in a process of its own, so that its peak RSS can be measured.
-SYNTHETIC_BUILD = f"""
+SYNTHETIC_BUILD = """
 import sys
 from pathlib import Path
 import numpy as np
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
-from bench import synthetic_build
+from eval.bench import synthetic_build
 synthetic_build(Path(sys.argv[1]), Path(sys.argv[2]), np.load(sys.argv[3]))
 """
 

@@ -1,13 +1,12 @@
 """Score retrieval and answers of the real qa pipeline against gold questions and answers.
 
-    python eval/evaluate.py [--gold eval/gold.jsonl] [--corpus seeds] [--index DIR]
+    python -m eval.evaluate [--gold eval/gold.jsonl] [--corpus seeds] [--index DIR]
                             [--retrievers bm25,dense,hybrid] [--json OUT]
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,22 +15,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from metrics import (  # noqa: E402
+from eval.metrics import (
     best_over_gold,
     first_relevant,
     mean_metrics,
     percentile,
     ranking_metrics,
 )
-
-from qa.answer import normalize  # noqa: E402
-from qa.api import QA  # noqa: E402
-from qa.errors import QAError  # noqa: E402
-from qa.retrieve import RETRIEVERS  # noqa: E402
-from qa.squad import GoldError, load_gold  # noqa: E402,F401  (GoldError re-exported for tests)
+from qa.answer import normalize
+from qa.api import QA
+from qa.errors import QAError
+from qa.retrieve import RETRIEVERS
+from qa.squad import load_gold
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -1,6 +1,6 @@
 """Ablation of the hybrid fusion: which way of combining BM25 and dense rankings retrieves best.
 
-    python eval/fusion_ablation.py [--gold eval/gold.jsonl] [--squad FILE ...] [--json OUT]
+    python -m eval.fusion_ablation [--gold eval/gold.jsonl] [--squad FILE ...] [--json OUT]
 
 Each question's BM25 and dense candidate lists (depth 50) are computed once with the real
 retriever; every fusion setting is then applied to the same lists with qa.retrieve's own fusion
@@ -10,7 +10,6 @@ functions, and scored by Recall@5 and MRR@10 (relevance as in evaluate.py and sq
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,15 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evaluate import is_relevant, load_gold  # noqa: E402
-from metrics import mean_metrics, ranking_metrics  # noqa: E402
-
-from qa.api import QA  # noqa: E402
-from qa.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from eval.evaluate import is_relevant, load_gold
+from eval.metrics import mean_metrics, ranking_metrics
+from qa.api import QA
+from qa.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -1,6 +1,6 @@
 """Which precision the embedding model runs at: retrieval and speed of each, side by side in one run.
 
-    python eval/precision.py [--json OUT]
+    python -m eval.precision [--json OUT]
 
 Every variant embeds the passages and the questions itself (as an index and its queries do), on
 the seeds' gold questions and, when ../shared is present, on squad2-dev-a's answerable questions
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,18 +24,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import raw_onnx_per_s  # noqa: E402
-from evaluate import is_relevant  # noqa: E402
-from metrics import mean_metrics, ranking_metrics  # noqa: E402
-
-from qa.api import QA  # noqa: E402
-from qa.embed import (  # noqa: E402
-    ONNX_BATCH_SIZE,
+from eval.bench import raw_onnx_per_s
+from eval.evaluate import is_relevant
+from eval.metrics import mean_metrics, ranking_metrics
+from qa.api import QA
+from qa.embed import (
     BUILD_WORKERS,
     DEFAULT_MODEL,
+    ONNX_BATCH_SIZE,
     ONNX_CONFIG,
     ONNX_FILE,
     ONNX_TOKENIZER,
@@ -44,8 +39,8 @@ from qa.embed import (  # noqa: E402
     load_encoder,
     quantize_int8,
 )
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DEV_A = ROOT.parent / "shared" / "data" / "squad" / "squad2-dev-a.json"

@@ -1,6 +1,6 @@
 """Score the shipped reader given the paragraph: each SQuAD question read in its own paragraph only.
 
-    python eval/reader.py --data ../shared/data/squad/squad2-dev-a.json [--sample N] [--json OUT]
+    python -m eval.reader --data ../shared/data/squad/squad2-dev-a.json [--sample N] [--json OUT]
 
 This isolates the reader from retrieval. Use a file whose articles the reader was not trained on
 (qa/reader.json lists `held_out_titles`); the script refuses one that shares a title with the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -20,16 +19,18 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from metrics import best_over_gold, mean_metrics, percentile  # noqa: E402
-
-from qa.answer import read_spans  # noqa: E402
-from qa.chunk import Passage  # noqa: E402
-from qa.errors import QAError  # noqa: E402
-from qa.read import OnnxReader, calibration, export_folder, load_card, load_shipped_reader  # noqa: E402
-from qa.squad import squad_paragraphs  # noqa: E402
+from eval.metrics import best_over_gold, mean_metrics, percentile
+from qa.answer import read_spans
+from qa.chunk import Passage
+from qa.errors import QAError
+from qa.read import (
+    OnnxReader,
+    calibration,
+    export_folder,
+    load_card,
+    load_shipped_reader,
+)
+from qa.squad import squad_paragraphs
 
 console = Console(highlight=False)
 

@@ -1,6 +1,6 @@
 """Score the real qa pipeline on a SQuAD v1.1 or v2.0 file, opened over all of its paragraphs.
 
-    python eval/squad.py --data FILE [--sample N] [--seed S] [--index DIR] [--json OUT]
+    python -m eval.squad --data FILE [--sample N] [--seed S] [--index DIR] [--json OUT]
 
 Each paragraph is one article (source "<title>#<paragraph index>"); a question is asked of the
 whole corpus, not of its own paragraph. Answers are scored as the official v2.0 script does:
@@ -10,7 +10,6 @@ an abstention counts as the answer "" (right for unanswerable questions, wrong o
 from __future__ import annotations
 
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -19,21 +18,17 @@ import typer
 from rich.console import Console
 from rich.progress import track
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evaluate import READER_HELP, parse_retrievers, print_report  # noqa: E402
-from metrics import (  # noqa: E402
+from eval.evaluate import READER_HELP, parse_retrievers, print_report
+from eval.metrics import (
     best_over_gold,
     first_relevant,
     mean_metrics,
     percentile,
     ranking_metrics,
 )
-
-from qa.api import QA  # noqa: E402
-from qa.errors import QAError  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from qa.api import QA
+from qa.errors import QAError
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -1,6 +1,6 @@
 """What stopword removal and stemming (light, or plurals only) do to BM25 retrieval, on the real passages.
 
-    python eval/tokenizer_ablation.py [--gold eval/gold.jsonl] [--squad FILE ...]
+    python -m eval.tokenizer_ablation [--gold eval/gold.jsonl] [--squad FILE ...]
 
 BM25 (rank-bm25, as the index uses it) is rebuilt over the index's passages with each tokenizer
 variant, and Recall@5 / MRR@10 are computed as in evaluate.py and squad.py.
@@ -8,7 +8,6 @@ variant, and Recall@5 / MRR@10 are computed as in evaluate.py and squad.py.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evaluate import is_relevant, load_gold  # noqa: E402
-from metrics import mean_metrics, ranking_metrics  # noqa: E402
-
-from qa.api import QA  # noqa: E402
-from qa.retrieve import OkapiBM25, plural_stem, stem, tokenize  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from eval.evaluate import is_relevant, load_gold
+from eval.metrics import mean_metrics, ranking_metrics
+from qa.api import QA
+from qa.retrieve import OkapiBM25, plural_stem, stem, tokenize
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"stopwords + light stemmer (used)": (True, stem), "stopwords + plurals only (S-stemmer)": (True, plural_stem),

@@ -8,16 +8,12 @@ too, on the news articles the tool is for.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
+from eval.evaluate import evaluate
+from eval.metrics import ranking_metrics
+from qa.squad import GoldError, load_gold
 from tests.conftest import ROOT, SHARED
-
-sys.path.insert(0, str(ROOT / "eval"))
-
-from evaluate import GoldError, evaluate, load_gold  # noqa: E402
-from metrics import ranking_metrics  # noqa: E402
 
 MIN_HYBRID_RECALL_AT_5 = 0.97
 MIN_ANSWER_F1 = 0.52  # measured 0.544
