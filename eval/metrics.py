@@ -1,4 +1,4 @@
-"""Scoring shared by eval/evaluate.py and eval/squad.py: SQuAD answer metrics and ranking metrics."""
+"""Scoring shared by eval/evaluate.py and eval/open_squad.py: SQuAD answer metrics and ranking metrics."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ class Encoder:
 def quantize_int8(source: Path, target: Path) -> None:
     """Write the dynamically quantized int8 twin of the fp32 ONNX model `source` to `target`:
     weights int8 with a scale per output channel (per-tensor scales cost 0.015 MRR@10 here, see
-    eval/HISTORY.md), activations quantized per run."""
+    docs/experiments.md), activations quantized per run."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -1,6 +1,6 @@
 """Question-answer data: SQuAD v1.1/v2.0 files (one article per paragraph), gold JSON lines, SQuAD's metrics.
 
-Used by eval/squad.py to score the pipeline and by training/ to train and calibrate the reader.
+Used by eval/open_squad.py to score the pipeline and by training/ to train and calibrate the reader.
 """
 
 from __future__ import annotations

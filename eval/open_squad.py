@@ -1,6 +1,6 @@
 """Score the real qa pipeline on a SQuAD v1.1 or v2.0 file, opened over all of its paragraphs.
 
-    python -m eval.squad --data FILE [--sample N] [--seed S] [--index DIR] [--json OUT]
+    python -m eval.open_squad --data FILE [--sample N] [--seed S] [--index DIR] [--json OUT]
 
 Each paragraph is one article (source "<title>#<paragraph index>"); a question is asked of the
 whole corpus, not of its own paragraph. Answers are scored as the official v2.0 script does:
