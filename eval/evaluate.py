@@ -25,7 +25,7 @@ from eval.metrics import (
 from qa.answer import normalize
 from qa.api import QA
 from qa.errors import QAError
-from qa.retrieve import RETRIEVERS
+from qa.retrieve import RETRIEVERS, Retrieval
 from qa.squad import load_gold
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,12 +48,12 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
         if answerable:
             total = sum(is_relevant(p.source, p.text, record) for p in all_passages)
             for name in retrievers:
-                ranking = qa.search(record["question"], k=10, retriever=name)
+                ranking = qa.search(record["question"], k=10, retrieval=Retrieval(name))
                 relevance = [is_relevant(p["source"], p["text"], record) for p in ranking]
                 retrieval_rows[name].append(ranking_metrics(relevance, total))
                 ranks[name] = first_relevant(relevance)
         began = time.perf_counter()
-        result = qa.ask(record["question"], retriever=answer_retriever, reader=reader)
+        result = qa.ask(record["question"], retrieval=Retrieval(answer_retriever), reader=reader)
         latencies.append((time.perf_counter() - began) * 1000)
         predicted = result["answer"]
         em, f1 = best_over_gold(predicted or "", record["answers"])

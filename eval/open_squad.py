@@ -28,6 +28,7 @@ from eval.metrics import (
 )
 from qa.api import QA
 from qa.errors import QAError
+from qa.retrieve import Retrieval
 from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,12 +43,12 @@ def evaluate_squad(qa: QA, questions, retrievers: list[str], answer_retriever: s
     for q in items:
         ranks = {}
         for name in retrievers:
-            ranking = qa.search(q.question, k=10, retriever=name)
+            ranking = qa.search(q.question, k=10, retrieval=Retrieval(name))
             relevance = [p["source"] == q.source for p in ranking]
             retrieval_rows[name].append(ranking_metrics(relevance))
             ranks[name] = first_relevant(relevance)
         began = time.perf_counter()
-        result = qa.ask(q.question, retriever=answer_retriever, reader=reader)
+        result = qa.ask(q.question, retrieval=Retrieval(answer_retriever), reader=reader)
         latencies.append((time.perf_counter() - began) * 1000)
         em, f1 = best_over_gold(result["answer"] or "", q.answers)
         (has_ans if q.answers else no_ans).append({"em": em, "f1": f1})

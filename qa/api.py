@@ -31,7 +31,7 @@ from qa.errors import QAError, QuestionError
 from qa.ingest import Article
 from qa.read import Calibration, load_shipped_reader
 from qa.reader import load_reader
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, DEFAULT_FUSION, Hit, Retriever
+from qa.retrieve import Hit, Retrieval, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
@@ -160,15 +160,14 @@ class QA:
 
     # ------------------------------------------------------------------ queries
 
-    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-               alpha: float = DEFAULT_ALPHA, depth: int = CANDIDATE_DEPTH) -> list[dict]:
+    def search(self, query: str, k: int = 10, retrieval: Retrieval = Retrieval()) -> list[dict]:
         """Ranked passages as dicts, each with its fused score and both retrievers' ranks and scores."""
         query = _check_text(query, "query")
-        hits = self._hits(query, k, retriever, fusion, alpha, depth)
+        hits = self._hits(query, k, retrieval)
         return [_passage_dict(rank, hit, self._loaded.passages[hit.passage_id]) for rank, hit in enumerate(hits, 1)]
 
-    def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-            alpha: float = DEFAULT_ALPHA, reader: str | None = None, explain: bool = False) -> dict:
+    def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retrieval: Retrieval = Retrieval(),
+            reader: str | None = None, explain: bool = False) -> dict:
         """The answer (or None), its confidence, sentence and citations, and the passages it came from.
 
         `reader` names a transformers extractive-QA model (local folder or cached name) to pick the
@@ -176,7 +175,7 @@ class QA:
         """
         question = _check_text(question, "question")
         span_reader = _span_reader(reader)  # a bad model fails before any work
-        hits, passages = self.passages_for(question, top_k, retriever, fusion, alpha)
+        hits, passages = self.passages_for(question, top_k, retrieval)
         result = answer(question, passages, span_reader)
         reply = {
             "question": question,
@@ -194,19 +193,17 @@ class QA:
             reply["explain"] = _explanation(result, passages, span_reader.calibration)
         return reply
 
-    def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K, retriever: str = "hybrid",
-                     fusion: str = DEFAULT_FUSION, alpha: float = DEFAULT_ALPHA) -> tuple[list[Hit], list[Passage]]:
+    def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K,
+                     retrieval: Retrieval = Retrieval()) -> tuple[list[Hit], list[Passage]]:
         """The passages the reader reads for `question`, with their retrieval hits."""
-        hits = self._hits(question, top_k, retriever, fusion, alpha, CANDIDATE_DEPTH)
+        hits = self._hits(question, top_k, retrieval)
         return hits, [self._loaded.passages[h.passage_id] for h in hits]
 
-    def _hits(self, query: str, k: int, retriever: str, fusion: str, alpha: float, depth: int) -> list[Hit]:
+    def _hits(self, query: str, k: int, retrieval: Retrieval) -> list[Hit]:
         if k < 1:
             raise QAError(f"top-k must be at least 1, got {k}")
-        try:
-            return self.retriever().search(query, k=k, retriever=retriever, fusion=fusion, alpha=alpha, depth=depth)
-        except ValueError as exc:
-            raise QAError(str(exc)) from None
+        return self.retriever().search(query, k=k, retrieval=retrieval)
+
 
 def _span_reader(name: str | None):
     return load_reader(name) if name else load_shipped_reader()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qa.api import QA
+from qa.api import DEFAULT_TOP_K, QA
 from qa.errors import QAError, Terminated
+from qa.retrieve import Retrieval
 from qa.view import View, json_line, shown
 
 PROMPT = "qa> "
 HISTORY_ENV = "QA_HISTORY"
 HISTORY_LENGTH = 1000
+SEARCH_TOP_K = 10  # as qa search shows
 
 HELP = """\
 Type a question and press Enter. Commands:
@@ -42,11 +44,13 @@ def history_file() -> Path:
 class Chat:
     """What each line typed at the prompt does; the terminal loop is `run`."""
 
-    def __init__(self, qa: QA, view: View, ask_options: dict, search_top_k: int = 10, explain: bool = False):
+    def __init__(self, qa: QA, view: View, retrieval: Retrieval = Retrieval(), top_k: int = DEFAULT_TOP_K,
+                 reader: str | None = None, explain: bool = False):
         self.qa = qa
         self.view = view
-        self.ask_options = ask_options
-        self.search_top_k = search_top_k
+        self.retrieval = retrieval
+        self.top_k = top_k
+        self.reader = reader
         self.explain = explain
         self.json = False
         self.last: dict | None = None
@@ -99,7 +103,7 @@ class Chat:
 
     def _ask(self, question: str) -> None:
         self._notice_changes()
-        result = self.qa.ask(question, explain=self.explain, **self.ask_options)
+        result = self.qa.ask(question, self.top_k, self.retrieval, self.reader, self.explain)
         self.last = result
         if self.json:
             reply = {key: value for key, value in result.items() if key != "answer_in_sentence"}
@@ -109,8 +113,7 @@ class Chat:
 
     def _search(self, query: str) -> None:
         self._notice_changes()
-        passages = self.qa.search(query, k=self.search_top_k, **{
-            key: value for key, value in self.ask_options.items() if key in ("retriever", "fusion", "alpha")})
+        passages = self.qa.search(query, k=SEARCH_TOP_K, retrieval=self.retrieval)
         if self.json:
             self.view.console.out(json_line({"query": query.strip(), "passages": passages}), highlight=False)
         else:

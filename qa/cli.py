@@ -19,7 +19,7 @@ from rich.console import Console
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError, interruption
-from qa.retrieve import DEFAULT_ALPHA, DEFAULT_FUSION
+from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 from qa.view import View, json_line, shown
 
 app = typer.Typer(
@@ -31,17 +31,8 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
 
 
-class RetrieverChoice(str, Enum):
-    hybrid = "hybrid"
-    bm25 = "bm25"
-    dense = "dense"
-
-
-class FusionChoice(str, Enum):
-    weighted = "weighted"
-    rrf = "rrf"
-
-
+RetrieverChoice = Enum("RetrieverChoice", {name: name for name in RETRIEVERS}, type=str)
+FusionChoice = Enum("FusionChoice", {name: name for name in FUSIONS}, type=str)
 PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
 
 
@@ -52,11 +43,11 @@ PrecisionOption = typer.Option(
     PrecisionChoice(DEFAULT_PRECISION), "--precision",
     help="How the model's weights run for passages and questions alike (int8: faster builds; its retrieval "
          "cost is in the README). Changing it rebuilds the index.")
-RetrieverOption = typer.Option(RetrieverChoice.hybrid, "--retriever", help="Which ranking to use.")
+RetrieverOption = typer.Option(RetrieverChoice(Retrieval.retriever), "--retriever", help="Which ranking to use.")
 FusionOption = typer.Option(
-    FusionChoice(DEFAULT_FUSION), "--fusion",
+    FusionChoice(Retrieval.fusion), "--fusion",
     help="How hybrid combines rankings: min-max normalized scores weighted by --alpha, or reciprocal rank fusion (k=60).")
-AlphaOption = typer.Option(DEFAULT_ALPHA, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
+AlphaOption = typer.Option(Retrieval.alpha, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
 StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
 FollowLinksOption = typer.Option(
@@ -161,7 +152,7 @@ def ask(
     def action() -> None:
         if (question is None) == (file is None):
             raise QAError("give a question or --file FILE (- for stdin), not both and not neither")
-        options = dict(top_k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha, reader=reader,
+        options = dict(top_k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha), reader=reader,
                        explain=explain)
         if file is not None:
             _ask_batch(_make_qa(corpus, index, model, precision, strict, True, follow_links), file, options)
@@ -231,7 +222,7 @@ def search(
 
     def action() -> None:
         qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
-        passages = qa.search(query, k=top_k, retriever=retriever.value, fusion=fusion.value, alpha=alpha)
+        passages = qa.search(query, k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha))
         if json_output:
             print(json_line({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
         else:
@@ -292,8 +283,8 @@ def chat(
     def action() -> None:
         qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
         qa.warm(reader)
-        talk = session.Chat(qa, View(out, Path(corpus)), dict(top_k=top_k, retriever=retriever.value,
-                            fusion=fusion.value, alpha=alpha, reader=reader), explain=explain)
+        talk = session.Chat(qa, View(out, Path(corpus)), Retrieval(retriever.value, fusion.value, alpha), top_k,
+                            reader, explain)
         out.print(f"[dim]{talk.greeting()}[/]")
         session.run(talk, session.history_file())
 
@@ -328,7 +319,7 @@ def serve(
         qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
         run_server(qa, host, port, token or None,
                    on_ready=lambda url: err.print(f"serving on {url} (docs at {url}/docs); Ctrl-C stops"),
-                   reader=reader, retrieval=dict(retriever=retriever.value, fusion=fusion.value, alpha=alpha))
+                   reader=reader, retrieval=Retrieval(retriever.value, fusion.value, alpha))
 
     _run(action)
 

@@ -24,6 +24,28 @@ FUSIONS = ("rrf", "weighted")
 DEFAULT_FUSION = "weighted"
 DEFAULT_ALPHA = 0.4
 
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """How passages are ranked; the CLI, chat and the server build one, the API takes it."""
+
+    retriever: str = "hybrid"
+    fusion: str = DEFAULT_FUSION
+    alpha: float = DEFAULT_ALPHA  # weight of the dense score in weighted fusion
+    depth: int = CANDIDATE_DEPTH  # candidates each retriever contributes before fusion
+
+    def __post_init__(self):
+        if self.retriever not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}")
+
+
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
@@ -211,23 +233,18 @@ class Retriever:
         # FAISS pads with id -1 when fewer than k vectors exist.
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def search(self, query: str, k: int = 10, retriever: str = "hybrid", fusion: str = DEFAULT_FUSION,
-               alpha: float = DEFAULT_ALPHA, depth: int = CANDIDATE_DEPTH) -> list[Hit]:
-        if retriever not in RETRIEVERS:
-            raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
-        depth = max(depth, k)
-        sparse = self.bm25(query, depth) if retriever in ("bm25", "hybrid") else []
-        dense = self.dense(query, depth) if retriever in ("dense", "hybrid") else []
-        if retriever == "bm25":
+    def search(self, query: str, k: int = 10, retrieval: Retrieval = Retrieval()) -> list[Hit]:
+        depth = max(retrieval.depth, k)
+        sparse = self.bm25(query, depth) if retrieval.retriever in ("bm25", "hybrid") else []
+        dense = self.dense(query, depth) if retrieval.retriever in ("dense", "hybrid") else []
+        if retrieval.retriever == "bm25":
             fused = {i: s for i, s in sparse}
-        elif retriever == "dense":
+        elif retrieval.retriever == "dense":
             fused = {i: s for i, s in dense}
-        elif fusion == "rrf":
+        elif retrieval.fusion == "rrf":
             fused = reciprocal_rank_fusion([sparse, dense])
         else:
-            fused = weighted_fusion(sparse, dense, alpha)
+            fused = weighted_fusion(sparse, dense, retrieval.alpha)
         hits = {i: Hit(i, score) for i, score in fused.items()}
         for rank, (i, score) in enumerate(sparse, 1):
             hits[i].bm25_rank, hits[i].bm25_score = rank, score

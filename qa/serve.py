@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import socket
 import time
+from dataclasses import replace
 from typing import Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.api import DEFAULT_TOP_K, MAX_QUESTION_CHARS, QA
 from qa.errors import QAError, QuestionError
+from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 
 TOKEN_ENV = "QA_TOKEN"
 MAX_BODY_BYTES = 16 * 1024
@@ -33,8 +35,8 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_ASK_TOP_K)
-    retriever: Literal["hybrid", "bm25", "dense"] | None = None
-    fusion: Literal["weighted", "rrf"] | None = None
+    retriever: Literal[RETRIEVERS] | None = None
+    fusion: Literal[FUSIONS] | None = None
     alpha: float | None = Field(None, ge=0.0, le=1.0)
     explain: bool = False
 
@@ -43,8 +45,8 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(10, ge=1, le=MAX_SEARCH_TOP_K)
-    retriever: Literal["hybrid", "bm25", "dense"] | None = None
-    fusion: Literal["weighted", "rrf"] | None = None
+    retriever: Literal[RETRIEVERS] | None = None
+    fusion: Literal[FUSIONS] | None = None
     alpha: float | None = Field(None, ge=0.0, le=1.0)
 
 
@@ -57,9 +59,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_app(qa: QA, token: str | None = None, reader: str | None = None, retrieval: dict | None = None) -> FastAPI:
-    """The API over one loaded `qa`; `retrieval` holds the server's retriever/fusion/alpha defaults."""
-    defaults = retrieval or {}
+def create_app(qa: QA, token: str | None = None, reader: str | None = None,
+               retrieval: Retrieval = Retrieval()) -> FastAPI:
+    """The API over one loaded `qa`; a request's retriever, fusion and alpha override `retrieval`'s."""
     staleness = _cached(qa.staleness, STALENESS_TTL_SECONDS)
     app = FastAPI(title="qa", summary="Answers from a folder of news articles, citing the exact source text.",
                   dependencies=[Depends(_token_check(token))])
@@ -70,9 +72,9 @@ def create_app(qa: QA, token: str | None = None, reader: str | None = None, retr
         return [] if reason is None else [
             f"the articles changed since the server loaded the index ({reason}); restart it to answer from them"]
 
-    def options(request: AskRequest | SearchRequest) -> dict:
-        chosen = {name: getattr(request, name) for name in ("retriever", "fusion", "alpha")}
-        return {**defaults, **{name: value for name, value in chosen.items() if value is not None}}
+    def chosen(request: AskRequest | SearchRequest) -> Retrieval:
+        given = {name: getattr(request, name) for name in ("retriever", "fusion", "alpha")}
+        return replace(retrieval, **{name: value for name, value in given.items() if value is not None})
 
     @app.get("/health")
     def health() -> dict:
@@ -82,22 +84,22 @@ def create_app(qa: QA, token: str | None = None, reader: str | None = None, retr
     @app.post("/ask")
     def ask(request: AskRequest) -> dict:
         """The answer, as `qa ask --json` prints it."""
-        result = _answering(lambda: qa.ask(request.question, top_k=request.top_k, reader=reader,
-                                           explain=request.explain, **options(request)))
+        result = _answering(lambda: qa.ask(request.question, request.top_k, chosen(request), reader,
+                                           request.explain))
         result.pop("answer_in_sentence")
         return {**result, "warnings": warnings()}
 
     @app.post("/search")
     def search(request: SearchRequest) -> dict:
         """The ranked passages, as `qa search --json` prints them."""
-        passages = _answering(lambda: qa.search(request.query, k=request.top_k, **options(request)))
+        passages = _answering(lambda: qa.search(request.query, request.top_k, chosen(request)))
         return {"query": request.query.strip(), "passages": passages, "warnings": warnings()}
 
     return app
 
 
 def serve(qa: QA, host: str, port: int, token: str | None, on_ready: Callable[[str], None],
-          reader: str | None = None, retrieval: dict | None = None) -> None:
+          reader: str | None = None, retrieval: Retrieval = Retrieval()) -> None:
     """Load everything, bind, then serve until Ctrl-C or SIGTERM, which stop it cleanly (exit 0)."""
     import uvicorn
 

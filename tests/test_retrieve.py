@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.retrieve import (
+    Retrieval,
     Retriever,
     reciprocal_rank_fusion,
     plural_stem,
@@ -85,7 +86,7 @@ def test_dense_handles_k_beyond_index_size():
 
 def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
     retriever = _retriever([0.0, 2.0, 1.0], np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
-    hits = retriever.search("some query", k=3, fusion="rrf")
+    hits = retriever.search("some query", k=3, retrieval=Retrieval(fusion="rrf"))
     by_id = {h.passage_id: h for h in hits}
     assert by_id[0].bm25_rank is None and by_id[0].dense_rank == 1  # no term matched: not a BM25 candidate
     assert by_id[1].bm25_rank == 1 and by_id[1].dense_rank == 3
@@ -93,8 +94,9 @@ def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
     # 1/61 + 1/63 > 2/62 > 1/61
     assert [h.passage_id for h in hits] == [1, 2, 0]
     assert by_id[2].score == pytest.approx(2 / 62)
-    with pytest.raises(ValueError):
-        retriever.search("q", retriever="magic")
+    for wrong in ({"retriever": "magic"}, {"fusion": "magic"}, {"alpha": 1.5}, {"depth": 0}):
+        with pytest.raises(ValueError):
+            Retrieval(**wrong)
 
 
 def test_bm25s_ranks_like_rank_bm25_where_no_term_is_in_half_the_documents():

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from qa.serve import MAX_ASK_TOP_K, MAX_BODY_BYTES
+from qa.retrieve import Retrieval
 from tests.conftest import ROOT, SEEDS
 
 pytest.importorskip("fastapi")
@@ -65,7 +66,7 @@ def test_ask_search_and_health_answer_as_the_cli_does(server, seeds_qa):
     status, data = call(url, "/ask", {"question": QUESTIONS[0], "explain": True, "top_k": 3})
     assert len(data["explain"]["passages"]) == len(data["passages"]) == 3
     status, data = call(url, "/search", {"query": "Stargate data centers", "top_k": 4, "retriever": "bm25"})
-    assert status == 200 and data["passages"] == seeds_qa.search("Stargate data centers", k=4, retriever="bm25")
+    assert status == 200 and data["passages"] == seeds_qa.search("Stargate data centers", k=4, retrieval=Retrieval("bm25"))
     status, docs = call(url, "/openapi.json", token=None)
     assert status == 200 and {"/ask", "/search", "/health"} <= set(docs["paths"])
 
