@@ -45,6 +45,7 @@ from rich.table import Table
 
 from eval.metrics import percentile
 from qa import store
+from qa.build import build_index
 from qa.answer import answer
 from qa.api import QA
 from qa.chunk import split_sentences
@@ -120,7 +121,7 @@ class SyntheticVectors:
 
 
 def synthetic_build(corpus: Path, index: Path, centers: np.ndarray) -> None:
-    store.build(corpus, index, DEFAULT_MODEL, make_encoder=lambda: load_encoder(DEFAULT_MODEL),
+    build_index(corpus, index, DEFAULT_MODEL, make_encoder=lambda: load_encoder(DEFAULT_MODEL),
                 embed_with=lambda export: SyntheticVectors(centers, seed=2))
 
 

@@ -2,7 +2,7 @@
 
 Signals are set up before the slow imports (typer, rich, numpy) start, so Ctrl-C or SIGTERM at any
 moment gives one line and exit 130 or 143, never a traceback, and a build in progress removes its
-staging folder on the way out (qa/store.py cleans up on any exception).
+staging folder on the way out (qa/build.py cleans up on any exception).
 """
 
 import signal

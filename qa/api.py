@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa import store
+from qa.build import BuildReport, build_index
 from qa.answer import Answer, answer
 from qa.chunk import Passage
 from qa.embed import (
@@ -36,8 +37,6 @@ from qa.retrieve import Hit, Retrieval, Retriever
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
-MAX_QUESTION_CHARS = 2000
-"""Far longer than any question; the reader reads only its first 64 word pieces anyway."""
 
 
 class QA:
@@ -68,12 +67,12 @@ class QA:
     def encoder(self) -> Encoder:
         return load_encoder(self.model_name)
 
-    def build(self, force: bool = False, verify: bool = False) -> store.BuildReport:
+    def build(self, force: bool = False, verify: bool = False) -> BuildReport:
         """Bring the index up to date with the corpus (or rebuild it) and report what was done.
 
         `verify` hashes every file of the index, not only the small ones, and rebuilds it if one
         does not match."""
-        report = store.build(
+        report = build_index(
             self.corpus, self.index_dir, self.model_name, force=force, verify=verify, strict=self.strict,
             follow_links=self.follow_links, precision=self.precision, make_encoder=self.encoder,
             on_progress=self.on_progress,
@@ -212,8 +211,6 @@ def _span_reader(name: str | None):
 def _check_text(text: str, what: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise QuestionError(f"the {what} is empty; ask something, e.g. qa ask \"who built Stargate data centers\"")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise QuestionError(f"the {what} is {len(text)} characters long; at most {MAX_QUESTION_CHARS} are read")
     return text.strip()
 
 

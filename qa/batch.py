@@ -1,8 +1,8 @@
 """Many questions in one process (`qa ask --file`): one JSON object per question line, in order.
 
 Lines are read as bytes and decoded one at a time, so a line that is not UTF-8 is one bad line
-and not the end of the file. A bad line gets an object with its number and the error, and the
-questions after it are still answered; only a problem of the index or model stops the run.
+and not the end of the file: it gets an object with its number and the error, and the questions
+after it are still answered; only a problem of the index or model stops the run.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
 from qa.api import QA
-from qa.errors import QuestionError
 
 
 @dataclass
@@ -39,10 +38,7 @@ def answer_each(qa: QA, questions: Iterator[Question], on_answered: Callable[[],
     for question in questions:
         notices_before = len(qa.warnings)
         if question.problem is None:
-            try:
-                result = {"line": question.line, **qa.ask(question.text, **ask_options)}
-            except QuestionError as exc:
-                result = {"line": question.line, "question": question.text, "error": str(exc)}
+            result = {"line": question.line, **qa.ask(question.text, **ask_options)}
         else:
             result = {"line": question.line, "question": None, "error": question.problem}
         result.pop("answer_in_sentence", None)

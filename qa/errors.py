@@ -6,7 +6,7 @@ class QAError(Exception):
 
 
 class QuestionError(QAError):
-    """One question or query cannot be asked (empty, too long); others may still be."""
+    """This question or query cannot be asked (it is empty); other questions still can."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -20,12 +20,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from qa.api import DEFAULT_TOP_K, MAX_QUESTION_CHARS, QA
+from qa.api import DEFAULT_TOP_K, QA
 from qa.errors import QAError, QuestionError
 from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 
 TOKEN_ENV = "QA_TOKEN"
 MAX_BODY_BYTES = 16 * 1024
+MAX_TEXT_CHARS = 2000  # far longer than any question; the reader reads its first 64 word pieces
 MAX_ASK_TOP_K = 20  # each passage read costs ~60 ms of reader time
 MAX_SEARCH_TOP_K = 100
 STALENESS_TTL_SECONDS = 5.0  # a check stats every article; at most this often
@@ -33,7 +34,7 @@ STALENESS_TTL_SECONDS = 5.0  # a check stats every article; at most this often
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_ASK_TOP_K)
     retriever: Literal[RETRIEVERS] | None = None
     fusion: Literal[FUSIONS] | None = None
@@ -43,7 +44,7 @@ class AskRequest(BaseModel):
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     top_k: int = Field(10, ge=1, le=MAX_SEARCH_TOP_K)
     retriever: Literal[RETRIEVERS] | None = None
     fusion: Literal[FUSIONS] | None = None

@@ -1,4 +1,7 @@
-"""The index on disk: built beside the live one, switched in atomically, read without pickle.
+"""The index on disk: its layout, reading it back without pickle, and whether it is still current.
+
+qa/build.py builds a generation beside the live one and switches it in atomically;
+qa/folder.py decides what in the folder qa made and may remove.
 
 Layout of an index folder (qa builds only in an empty folder or one it made, and removes only what
 it can prove it made: a folder whose `.qa-generation` holds this index's id):
@@ -15,34 +18,19 @@ it can prove it made: a folder whose `.qa-generation` holds this index's id):
 
 from __future__ import annotations
 
-import datetime as _dt
 import fcntl
 import json
 import os
 import re
-import shutil
-import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import (
-    DEFAULT_PRECISION,
-    ONNX_CONFIG,
-    ONNX_FILES,
-    ONNX_OUTPUTS,
-    ModelError,
-    build_encoder,
-    file_sha256,
-    has_onnx_export,
-    resolve_model,
-)
+from qa.embed import DEFAULT_PRECISION, file_sha256
 from qa.errors import QAError
 
 FORMAT_VERSION = 8
@@ -67,13 +55,7 @@ only when their size, mtime or inode differ from what was recorded when they wer
 would catch more, but linking a file into the next generation changes it), so a cold query does
 not hash hundreds of MB. `qa index --verify` hashes everything."""
 POINTER = "CURRENT"
-INDEX_ID = ".qa-index"
 GENERATION_MARK = ".qa-generation"
-GITIGNORE = ".gitignore"
-GITIGNORE_TEXT = "# made by qa: everything in this folder is generated\n*\n"
-LOCK = ".lock"
-WRITTEN_FILES = {GENERATION_MARK, MANIFEST, PASSAGES, PASSAGE_OFFSETS, TOKENS, DENSE, *ONNX_FILES}
-BM25S_SUFFIXES = (".index.npy", ".index.json")  # the files bm25s saves above retrieve.BM25S_ABOVE
 GENERATION_NAME = re.compile(r"gen-\d{14}-[0-9a-f]{8}")
 IN_MEMORY = "(articles given in memory)"
 REBUILD = "run `qa index --rebuild`"
@@ -89,18 +71,6 @@ class StoreError(QAError):
 
 class NewerIndexError(StoreError):
     """Written by a newer qa: never replaced unless the user asks (`qa index --rebuild`)."""
-
-
-@dataclass
-class BuildReport:
-    built: bool  # False when the existing index was already up to date
-    reason: str
-    files: int
-    passages: int
-    embedded: int  # passages whose vectors were computed (the rest were reused)
-    embed_seconds: float
-    seconds: float
-    skipped: list[str]
 
 
 class PassageStore:
@@ -143,14 +113,11 @@ def chunking_params() -> dict:
     return {"min_words": chunk.MIN_WORDS, "max_words": chunk.MAX_WORDS, "overlap": chunk.OVERLAP_SENTENCES}
 
 
-def _faiss():
+def faiss_module():
     import faiss
 
     faiss.omp_set_num_threads(1)  # single queries are 2-3x slower with threads
     return faiss
-
-
-# --------------------------------------------------------------------------- reading
 
 
 def _pointer(index_dir: Path) -> tuple[Path | None, str]:
@@ -212,7 +179,7 @@ def verified(path: Path, check: dict, full: bool = False) -> bool:
     unchanged = (st.st_mtime_ns, st.st_ino) == (check.get("mtime_ns"), check.get("inode"))
     if st.st_size > HASHED_UP_TO and unchanged and not full:
         return True
-    return _safe_sha256(path) == check.get("sha256")
+    return safe_sha256(path) == check.get("sha256")
 
 
 def _hold(generation: Path):
@@ -270,7 +237,7 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
                 sparse = retrieve.OkapiBM25([json.loads(line) for line in handle])
         else:
             sparse = retrieve.SparseBM25.load(generation)
-        dense = _faiss().read_index(str(generation / DENSE))
+        dense = faiss_module().read_index(str(generation / DENSE))
         if hasattr(dense, "hnsw"):
             dense.hnsw.efSearch = HNSW_EF_SEARCH
         dim = manifest["model"]["dim"]
@@ -284,9 +251,6 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
     except Exception:  # any parse error of a damaged file
         raise damaged from None
     return LoadedIndex(generation, manifest, passages, sparse, dense, hold)
-
-
-# --------------------------------------------------------------------------- freshness
 
 
 def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
@@ -328,380 +292,12 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
     for file in current:
         entry = known[file.source]
         if (entry["size"], entry["mtime_ns"]) != (file.size, file.mtime_ns):
-            if _safe_sha256(file.path) != entry["sha256"]:
+            if safe_sha256(file.path) != entry["sha256"]:
                 return f"{file.source} changed"
     return None
 
 
-# --------------------------------------------------------------------------- building
-
-
-def claim(index_dir: Path) -> str:
-    """The index's id. A missing or empty folder becomes an index; one holding anything qa did not
-    make is refused, so a build never removes or overwrites what a user keeps there."""
-    if index_dir.exists() and not index_dir.is_dir():
-        raise StoreError(f"--index {index_dir} is a file, not a folder", advice="pass --index a folder")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    index_id = _index_id(index_dir)
-    if index_id is None:
-        _refuse_foreign(index_dir, [e for e in _entries(index_dir)
-                                    if e not in (INDEX_ID, LOCK) and not _is_our_gitignore(index_dir / e)])
-        try:
-            descriptor = os.open(index_dir / INDEX_ID, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:  # another build claimed the folder first: give it time to write the id
-            time.sleep(0.2)
-        else:
-            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-                handle.write(uuid.uuid4().hex + "\n")
-        if not (index_dir / GITIGNORE).exists():
-            (index_dir / GITIGNORE).write_text(GITIGNORE_TEXT, encoding="utf-8")
-        index_id = _index_id(index_dir)
-        if index_id is None:
-            raise StoreError(f"{index_dir / INDEX_ID} is damaged, so qa cannot tell which folders there it made",
-                             advice=f"delete {index_dir} if it holds nothing of yours, or pass --index a new folder")
-    _refuse_foreign(index_dir, [e for e in _entries(index_dir) if not _is_own(index_dir / e, index_id)])
-    return index_id
-
-
-def _entries(index_dir: Path) -> list[str]:
-    return sorted(os.listdir(index_dir))
-
-
-def _index_id(index_dir: Path) -> str | None:
-    try:
-        text = (index_dir / INDEX_ID).read_bytes().decode("ascii", errors="replace").strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StoreError(f"cannot read {index_dir / INDEX_ID}: {exc.strerror}", advice=None) from None
-    return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
-
-
-def _refuse_foreign(index_dir: Path, foreign: list[str]) -> None:
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise StoreError(f"{index_dir} holds files qa did not make ({shown}); qa builds an index only in an "
-                         "empty folder or one it made", advice="pass --index a new folder, or move those files out")
-
-
-def _is_our_gitignore(path: Path) -> bool:
-    try:
-        return path.name == GITIGNORE and not path.is_symlink() and path.read_text(encoding="utf-8") == GITIGNORE_TEXT
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _is_own(path: Path, index_id: str) -> bool:
-    """Whether qa made this entry of the index folder (see the module docstring)."""
-    name = path.name
-    if name in (INDEX_ID, LOCK, POINTER):
-        return path.is_symlink() or path.is_file()
-    if name == GITIGNORE:
-        return _is_our_gitignore(path)
-    if name.startswith(f".{POINTER}.{index_id[:12]}."):
-        return path.is_file()
-    if name.startswith(("gen-", ".build-")):
-        # A folder named as qa names generations whose mark was damaged is tolerated (so the index
-        # can heal) but, unprovable, never removed.
-        return _made_here(path, index_id) or bool(GENERATION_NAME.fullmatch(name) and path.is_dir())
-    return False
-
-
-def _made_here(folder: Path, index_id: str) -> bool:
-    """A generation or staging folder of this index: its mark holds the id (a staging folder
-    killed before its mark was written is empty and named after the id)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    try:
-        return (folder / GENERATION_MARK).read_text(encoding="ascii").strip() == index_id
-    except FileNotFoundError:
-        return folder.name.startswith(f".build-{index_id[:12]}-") and not any(folder.iterdir())
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-@contextmanager
-def build_lock(index_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[str]:
-    """One build at a time per index folder (a second one waits for the first); yields the index id."""
-    index_id = claim(index_dir)
-    with open(index_dir / LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield index_id
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_leftovers(index_dir: Path, index_id: str, keep: set[str]) -> None:
-    """Interrupted builds, and generations of this index no reader holds any more."""
-    for name in _entries(index_dir):
-        path = index_dir / name
-        if name.startswith(f".{POINTER}.{index_id[:12]}.") and path.is_file():
-            path.unlink(missing_ok=True)
-        elif name.startswith(("gen-", ".build-")) and name not in keep and _made_here(path, index_id):
-            _remove_unheld(path)
-
-
-def _remove_unheld(folder: Path) -> None:
-    try:
-        handle = open(folder / GENERATION_MARK, "rb")
-    except FileNotFoundError:  # an empty staging folder
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # a reader is still on it; a later build removes it
-        if _holds_only_own_files(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _holds_only_own_files(folder: Path) -> bool:
-    """Whether everything in a generation or staging folder is a plain file of a name qa writes
-    there; anything else (say, a note a user put there) keeps the folder."""
-    return all(not e.is_symlink() and e.is_file() and (e.name in WRITTEN_FILES or e.name.endswith(BM25S_SUFFIXES))
-               for e in os.scandir(folder))
-
-
-def _previous_vectors(index_dir: Path, model: dict) -> dict[str, np.ndarray]:
-    """Vectors of the live index per article hash, reusable when model, precision and chunking
-    are unchanged."""
-    try:
-        old = load(index_dir)
-    except StoreError:
-        return {}
-    old.close()  # its arrays are in memory; the build may remove the folder later
-    used = old.manifest["model"]
-    if ((used["name"], used["weights_sha256"], used.get("precision")) != (model["name"], model["weights_sha256"], model["precision"])
-            or old.manifest["chunking"] != chunking_params()):
-        return {}
-    vectors = old.dense.reconstruct_n(0, old.dense.ntotal) if old.dense.ntotal else np.zeros((0, used["dim"]), np.float32)
-    reuse = {}
-    for entry in old.manifest["files"]:
-        first, count = entry["passages"]
-        reuse[entry["sha256"]] = vectors[first : first + count]
-    return reuse
-
-
-def _write_json(path: Path, data) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def build(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: str, *, force: bool = False,
-          verify: bool = False, strict: bool = False, follow_links: bool = False,
-          precision: str = DEFAULT_PRECISION, make_encoder: Callable[[], object],
-          embed_with: Callable[[Path], object] = build_encoder,
-          on_progress: Callable[[int, int], None] | None = None,
-          on_wait: Callable[[], None] | None = None) -> BuildReport:
-    """(Re)build the index of `corpus` (a folder, or articles already in memory) unless it is current.
-
-    Passages are embedded with the model's ONNX export at `precision`, the very file queries
-    will use (`embed_with(folder)` opens it). The export is linked from the live index when the
-    model is unchanged, so `make_encoder()` (the torch model) is called only to export it anew.
-    Vectors of articles whose content hash is unchanged are reused, and `on_progress(done,
-    total)` follows the embedding. An index written by a newer qa is replaced only when `force`
-    is given; `verify` hashes every file of the live index and rebuilds it from scratch if one
-    does not match.
-    """
-    began = time.perf_counter()
-    with build_lock(index_dir, on_wait) as index_id:
-        live = current_generation(index_dir)
-        reason = "rebuild requested" if force else staleness(index_dir, corpus, model_name, follow_links, precision)
-        if verify and reason is None:
-            try:
-                load(index_dir, full_check=True).close()
-            except StoreError as exc:
-                reason, force = exc.problem, True
-        _remove_leftovers(index_dir, index_id, keep={live.name} if live else set())
-        if reason is None:
-            manifest = read_manifest(live)
-            return BuildReport(False, "up to date", manifest["counts"]["files"], manifest["counts"]["passages"],
-                               0, 0.0, time.perf_counter() - began, [])
-        _, weights = resolve_model(model_name)
-        model = {"name": model_name, "weights_sha256": weights, "precision": precision}
-        live_model = _reusable_model_export(live, model, full_check=verify)
-        with _staging(index_dir, index_id) as staging:
-            # The export first: its transient memory is given back before the corpus is read.
-            torch_encoder = _add_model_export(staging, live_model, model, make_encoder)
-            if torch_encoder is None:
-                model["dim"] = int(json.loads((staging / ONNX_CONFIG).read_text(encoding="utf-8"))["dim"])
-            else:
-                model["dim"], model["precision"] = torch_encoder.dim, "fp32"
-            if isinstance(corpus, Path):
-                read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
-                articles, listing, skipped, corpus_id = read.articles, read.files, read.skipped, str(corpus.resolve())
-            else:
-                articles, listing, skipped, corpus_id = list(corpus), [], [], IN_MEMORY
-            per_article = [chunk.chunk_article(a) for a in articles]
-            passages = [p for group in per_article for p in group]
-            reuse = {} if force else _previous_vectors(index_dir, model)
-            needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
-            encoder = torch_encoder or (embed_with(staging) if needed else None)
-            fresh, embed_seconds = _embed(encoder, needed, model["dim"], on_progress)
-
-            vectors = np.zeros((len(passages), model["dim"]), np.float32)
-            files, row, fresh_row = [], 0, 0
-            stats = {f.source: f for f in listing}
-            for article, group in zip(articles, per_article):
-                if article.sha256 in reuse:
-                    vectors[row : row + len(group)] = reuse[article.sha256]
-                else:
-                    vectors[row : row + len(group)] = fresh[fresh_row : fresh_row + len(group)]
-                    fresh_row += len(group)
-                stat = stats.get(article.source)
-                files.append({"source": article.source, "title": article.title, "date": article.date,
-                              "sha256": article.sha256, "size": stat.size if stat else None,
-                              "mtime_ns": stat.mtime_ns if stat else None, "passages": [row, len(group)]})
-                row += len(group)
-            reuse = fresh = None  # copied into `vectors`: at 100k passages each holds 150 MB
-            indexed = {a.source for a in articles}
-            skipped_files = [
-                {"source": f.source, "size": f.size, "mtime_ns": f.mtime_ns, "sha256": _safe_sha256(f.path)}
-                for f in listing if f.source not in indexed
-            ]
-            manifest = {
-                "format": FORMAT_VERSION,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "corpus": corpus_id,
-                "model": {**model, "encoder": "sentence-transformers" if torch_encoder else "onnxruntime"},
-                "chunking": chunking_params(),
-                "tokenizer": {"stopwords": True, "stemmer": "light"},
-                "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
-                "files": files,
-                "skipped_files": skipped_files,
-                "skipped": skipped,
-            }
-            generation = _publish(staging, index_dir, index_id, manifest, passages, vectors)
-        _remove_leftovers(index_dir, index_id, keep={generation.name} | ({live.name} if live else set()))
-        return BuildReport(True, reason, len(files), len(passages), len(needed), embed_seconds,
-                           time.perf_counter() - began, skipped)
-
-
-def _embed(encoder, texts: list[str], dim: int, on_progress) -> tuple[np.ndarray, float]:
-    """Vectors of `texts` and the seconds spent encoding them."""
-    if on_progress:
-        on_progress(0, len(texts))
-    if not texts:
-        return np.zeros((0, dim), np.float32), 0.0
-    done = 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        if on_progress:
-            on_progress(done, len(texts))
-
-    began = time.perf_counter()
-    vectors = encoder.encode(texts, on_batch=step)
-    return vectors, time.perf_counter() - began
-
-
-def _sync(folder: Path) -> None:
-    """Flush every file of a staged generation to disk before it can become the live one."""
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _reusable_model_export(live: Path | None, model: dict, full_check: bool = False) -> Path | None:
-    """The live generation, if it holds an ONNX export of this very model at this precision whose
-    files all verify: a damaged file is never linked into a new generation."""
-    if live is None or model["weights_sha256"] is None or not has_onnx_export(live):
-        return None
-    try:
-        checks = read_manifest(live)["index_files"]
-        config = json.loads((live / ONNX_CONFIG).read_text(encoding="utf-8"))
-    except (StoreError, KeyError, TypeError, OSError, ValueError):
-        return None
-    if not all(isinstance(checks.get(name), dict) and verified(live / name, checks[name], full_check)
-               for name in ONNX_FILES):
-        return None
-    wanted = (model["name"], model["weights_sha256"], model["precision"], list(ONNX_OUTPUTS))
-    found = (config.get("model"), config.get("weights_sha256"), config.get("precision", "fp32"), config.get("outputs"))
-    return live if found == wanted else None
-
-
-def _add_model_export(staging: Path, live_model: Path | None, model: dict, make_encoder: Callable[[], object]):
-    """Put the model's ONNX export into `staging`: linked from the live index when it is this very
-    model, else exported. Returns the torch encoder only when the model cannot be exported (then
-    it embeds the passages and the queries itself)."""
-    if live_model is not None:
-        for name in ONNX_FILES:
-            os.link(live_model / name, staging / name)
-        return None
-    encoder = make_encoder()
-    if encoder.export_onnx(staging, model["precision"]):
-        return None
-    if model["precision"] != "fp32":
-        raise ModelError(f"model {model['name']!r} cannot be exported to ONNX, so it runs at fp32 only; "
-                         f"build without --precision {model['precision']}")
-    return encoder
-
-
-@contextmanager
-def _staging(index_dir: Path, index_id: str) -> Iterator[Path]:
-    """A marked folder beside the live generation that a build fills; removed if the build fails."""
-    staging = index_dir / f".build-{index_id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        (staging / GENERATION_MARK).write_text(index_id + "\n", encoding="ascii")
-        yield staging
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError) and not exc.filename:  # a full disk names no file: name the folder
-            raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
-                             advice="the previous index is unchanged; free space or fix the folder, "
-                                    "then run `qa index`") from None
-        raise
-
-
-def _publish(staging: Path, index_dir: Path, index_id: str, manifest: dict, passages: list[Passage],
-             vectors: np.ndarray) -> Path:
-    """Write the rest of a generation into `staging`, then point CURRENT at it in one rename."""
-    offsets = [0]
-    with open(staging / PASSAGES, "wb") as handle:
-        for passage in passages:
-            offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
-    np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
-    tokens = (retrieve.tokenize(p.text) for p in passages)  # one passage's at a time
-    if len(passages) > retrieve.BM25S_ABOVE:
-        retrieve.SparseBM25.build(tokens).save(staging)
-    else:
-        with open(staging / TOKENS, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
-    faiss = _faiss()
-    dim = manifest["model"]["dim"]
-    if len(vectors) > HNSW_ABOVE:
-        dense = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    else:
-        dense = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        dense.add(vectors)
-    faiss.write_index(dense, str(staging / DENSE))
-    _sync(staging)
-    manifest["index_files"] = {
-        path.name: file_check(path) for path in sorted(staging.iterdir()) if path.name != GENERATION_MARK
-    }
-    _write_json(staging / MANIFEST, manifest)
-    generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    os.rename(staging, generation)
-    pointer_tmp = index_dir / f".{POINTER}.{index_id[:12]}.{uuid.uuid4().hex[:8]}"
-    pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
-    os.replace(pointer_tmp, index_dir / POINTER)
-    return generation
-
-
-def _safe_sha256(path: Path) -> str | None:
+def safe_sha256(path: Path) -> str | None:
     try:
         return file_sha256(path)
     except OSError:

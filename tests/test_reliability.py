@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from qa import store
+from qa import build, folder, store
 from qa.api import QA
 from qa.errors import QAError
 from tests.conftest import SEEDS
@@ -50,7 +50,7 @@ def test_kill_9_during_a_build_leaves_the_old_index_answering(built):
 def test_a_second_build_waits_for_the_first(built):
     corpus, index = built
     waited = threading.Event()
-    with store.build_lock(index):
+    with folder.build_lock(index):
         worker = threading.Thread(target=lambda: QA(corpus, index, on_notice=lambda m: waited.set()).build(force=True))
         worker.start()
         assert waited.wait(timeout=30)
@@ -82,7 +82,7 @@ def test_an_index_folder_that_cannot_be_written_is_one_line(built, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(index / ".lock"))
 
-    monkeypatch.setattr(store, "build_lock", read_only)
+    monkeypatch.setattr(build, "build_lock", read_only)
     result = CliRunner().invoke(app, ["ask", "Who is the CEO of Microsoft?", "--corpus", str(corpus), "--index", str(index)])
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback

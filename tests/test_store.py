@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa import store
+from qa import build, store
 from qa.api import QA
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_WEIGHTS_SHA256, OnnxEncoder
 from qa.store import StoreError
@@ -105,7 +105,7 @@ def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypat
     def explode(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_json", explode)
+    monkeypatch.setattr(build, "_write_json", explode)
     with pytest.raises(store.StoreError, match="cannot write the index in .*index: No space left on device"):
         QA(corpus, index).build()  # the error names the folder, which an OSError without a path would not
     assert (store.load(index).manifest["created"], store.current_generation(index)) == before
