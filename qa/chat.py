@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.text import Text
+
 from qa.api import DEFAULT_TOP_K, QA
 from qa.errors import QAError, Terminated
 from qa.retrieve import Retrieval
@@ -124,7 +126,7 @@ class Chat:
             self._say("no question asked yet", style="yellow")
             return
         for number, citation in enumerate(self.last["citations"], 1):
-            self.view.console.print(f"[{number}] ", self.view.citation_line(citation), end="\n", markup=False)
+            self.view.console.print(Text(f"[{number}] ") + self.view.citation_line(citation))
             self.view.console.print(f"    “{shown(citation['quote'])}”")
         self.view.passages(self.last["passages"], title=f"Passages read for: {shown(self.last['question'])}")
 
