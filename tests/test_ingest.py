@@ -8,14 +8,12 @@ from qa.chunk import chunk_article
 from qa.ingest import (
     CorpusError,
     article_from_text,
-    body_span,
-    dateline_span,
-    find_date,
     html_to_text,
     list_corpus,
     read_corpus,
     text_of,
 )
+from qa.metadata import body_span, dateline_span, find_date
 from tests.conftest import SEEDS
 
 FURNITURE_ARTICLE = (
