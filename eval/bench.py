@@ -44,10 +44,11 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.metrics import percentile
+from eval.results import write_results
 from qa import store
-from qa.build import build_index
 from qa.answer import answer
 from qa.api import QA
+from qa.build import build_index
 from qa.chunk import split_sentences
 from qa.embed import (
     BATCH_SIZE,
@@ -407,8 +408,7 @@ def main(
 def finish(report: dict, json_out: Optional[Path]) -> None:
     show(report)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        write_results(json_out, report)
 
 
 def show(report: dict) -> None:

@@ -30,6 +30,7 @@ from typing import Optional
 import typer
 
 from eval.metrics import percentile
+from eval.results import write_results
 from qa.api import QA
 from qa.chat import PROMPT
 
@@ -137,8 +138,7 @@ def main(json_out: Optional[Path] = typer.Option(None, "--json", help="Write the
     }
     print(json.dumps(report, indent=1))
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        write_results(json_out, report)
 
 
 if __name__ == "__main__":

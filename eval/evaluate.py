@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -22,6 +21,7 @@ from eval.metrics import (
     percentile,
     ranking_metrics,
 )
+from eval.results import write_results
 from qa.answer import normalize
 from qa.api import QA
 from qa.errors import QAError
@@ -144,8 +144,7 @@ def print_report(report: dict, retrieval_title: str, answers_title: str, json_ou
     answers.add_row("latency p50 / p95 (ms)", f"{report['latency_ms']['p50']:.0f} / {report['latency_ms']['p95']:.0f}")
     console.print(answers)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_results(json_out, report)
         console.print(f"report written to {json_out}")
 
 

@@ -9,7 +9,6 @@ functions, and scored by Recall@5 and MRR@10 (relevance as in evaluate.py and sq
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from eval.evaluate import is_relevant, load_gold
 from eval.metrics import mean_metrics, ranking_metrics
+from eval.results import write_results
 from qa.api import QA
 from qa.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
 from qa.squad import load_squad
@@ -79,7 +79,7 @@ def main(
         table.add_row(setting, *(f"{results[n][setting]['recall@5']:.3f} / {results[n][setting]['mrr@10']:.3f}" for n in results))
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        write_results(json_out, results)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from rich.table import Table
 from eval.bench import raw_onnx_per_s
 from eval.evaluate import is_relevant
 from eval.metrics import mean_metrics, ranking_metrics
+from eval.results import write_results
 from qa.api import QA
 from qa.embed import (
     BUILD_WORKERS,
@@ -153,8 +154,7 @@ def main(json_out: Optional[Path] = typer.Option(None, "--json", help="Write the
         shutil.rmtree(work, ignore_errors=True)
     show(report)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        write_results(json_out, report)
 
 
 def show(report: dict) -> None:

@@ -10,7 +10,6 @@ the shipped threshold the official v2.0 scores (an abstention is the answer "").
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import typer
 from rich.console import Console
 
 from eval.metrics import best_over_gold, mean_metrics, percentile
+from eval.results import write_results
 from qa.answer import read_spans
 from qa.chunk import Passage
 from qa.errors import QAError
@@ -89,8 +89,7 @@ def main(
     for key, value in report.items():
         console.print(f"{key:32} {value}")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        write_results(json_out, report)
 
 
 if __name__ == "__main__":
