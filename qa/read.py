@@ -145,14 +145,27 @@ def export_reader(delta_path: Path, folder: Path, int8: bool = False) -> None:
     shutil.copyfile(base_dir / "tokenizer.json", folder / TOKENIZER_FILE)
 
 
-def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None) -> Path:
-    """The cached ONNX export of this delta over the verified base, made on first use (atomically);
-    int8 or not as the card says unless `int8` is given."""
+def delta_sha256(delta_path: Path = DELTA_FILE) -> str:
     if not delta_path.is_file():
         raise ReaderModelError(f"the reader's weights are missing at {delta_path}; reinstall qa")
+    return file_sha256(delta_path)
+
+
+def check_card_fits(card: dict, digest: str) -> None:
+    """A card is the calibration of one delta: with another, its threshold and confidence mean nothing."""
+    if card.get("delta_sha256") != digest:
+        raise ReaderModelError(f"the reader's card {CARD_FILE.name} was calibrated for another {DELTA_FILE.name} "
+                               f"(sha256 {str(card.get('delta_sha256'))[:12]}…, this one {digest[:12]}…); "
+                               "run training/calibrate_reader.py for it, or reinstall qa")
+
+
+def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None, digest: str | None = None) -> Path:
+    """The cached ONNX export of this delta (whose sha256 is `digest`, computed if not given) over the
+    verified base, made on first use (atomically); int8 or not as the card says unless `int8` is given."""
+    digest = digest or delta_sha256(delta_path)
     if int8 is None:
         int8 = bool(load_card().get("int8", False))
-    key = file_sha256(delta_path)[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8-per-channel" if int8 else "")
+    key = digest[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8-per-channel" if int8 else "")
     folder = cache_root() / f"reader-{key}"
     mark = folder / EXPORT_MARK
     if mark.is_file():
@@ -171,7 +184,7 @@ def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None) -> Pa
         except Exception as exc:  # safetensors, torch and onnx raise many types for a damaged file
             raise ReaderModelError(f"the reader's weights {delta_path} cannot be used ({type(exc).__name__}); "
                                    "reinstall qa") from None
-        (staging / EXPORT_MARK).write_text(json.dumps({"delta_sha256": file_sha256(delta_path), "int8": int8}),
+        (staging / EXPORT_MARK).write_text(json.dumps({"delta_sha256": digest, "int8": int8}),
                                            encoding="utf-8")
         try:
             os.replace(staging, folder)
@@ -212,11 +225,12 @@ class OnnxReader:
 @lru_cache(maxsize=1)
 def load_shipped_reader() -> OnnxReader:
     """The reader from its cached export; a damaged export (only ever one this module wrote) is made again."""
-    card = load_card()
+    card, digest = load_card(), delta_sha256()
+    check_card_fits(card, digest)
     int8, values = bool(card.get("int8", False)), calibration(card)
-    folder = export_folder(int8=int8)
+    folder = export_folder(int8=int8, digest=digest)
     try:
         return OnnxReader(folder, values)
     except Exception:  # onnxruntime and tokenizers raise their own types for a damaged file
         shutil.rmtree(folder)
-        return OnnxReader(export_folder(int8=int8), values)
+        return OnnxReader(export_folder(int8=int8, digest=digest), values)

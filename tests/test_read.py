@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir
-from qa.read import DELTA_FILE, OnnxReader, ReaderModelError, calibration, export_folder, load_card
+from qa.read import (
+    DELTA_FILE,
+    OnnxReader,
+    ReaderModelError,
+    calibration,
+    check_card_fits,
+    export_folder,
+    load_card,
+)
 from qa.windows import padded
 from tests.conftest import ROOT
 
@@ -69,6 +77,13 @@ def test_reading_needs_no_torch_once_exported():
 def test_a_missing_delta_is_one_clear_error(tmp_path):
     with pytest.raises(ReaderModelError, match="reinstall qa"):
         export_folder(tmp_path / "reader.safetensors")
+
+
+def test_a_card_calibrated_for_another_delta_is_refused():
+    card = load_card()
+    check_card_fits(card, card["delta_sha256"])
+    with pytest.raises(ReaderModelError, match="calibrated for another reader.safetensors.*calibrate_reader"):
+        check_card_fits(card, "0" * 64)
 
 
 def test_a_damaged_card_is_one_clear_error(tmp_path):
