@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from qa.batch import read_questions
 from qa.cli import app
-from tests.conftest import SEEDS
+from tests.conftest import ROOT, SEEDS
+from tests.terminal import Terminal, environment
 
 runner = CliRunner()
 FIRST, SECOND = "Who is the chairman of Oracle?", "What is the price of an Nvidia H100 GPU?"
@@ -50,3 +51,13 @@ def test_questions_on_stdin(seeds_qa, seeds_index):
 def test_a_question_and_a_file_together_is_one_line_of_error(tmp_path):
     result = runner.invoke(app, ["ask", FIRST, "--file", "-", "--index", str(tmp_path / "i")])
     assert result.exit_code == 2 and "not both" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_progress_bar_runs_on_stderr_when_it_is_a_terminal(seeds_index, tmp_path):
+    questions = tmp_path / "questions.txt"
+    questions.write_text(f"{FIRST}\n{SECOND}\n", encoding="utf-8")
+    terminal = Terminal(["ask", "--file", str(questions), "--corpus", str(SEEDS), "--index", str(seeds_index)],
+                        environment(), ROOT)
+    terminal.expect('{"line": 2')
+    assert terminal.wait() == 0
+    assert "answering" in terminal.seen and "/2" in terminal.seen
