@@ -6,7 +6,7 @@ import os
 import pty
 import re
 import select
-import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,14 +14,21 @@ from pathlib import Path
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\r")
 
 
+# Makes the pty (stdin) the controlling terminal of the new session, then becomes `qa`. A
+# subprocess rather than pty.fork(): forking a test process that runs onnxruntime's threads and
+# then running Python before exec can deadlock in the child; subprocess forks and execs in C.
+_BECOME_QA = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+              "os.execv(sys.executable, [sys.executable, '-m', 'qa', *sys.argv[1:]])")
+
+
 class Terminal:
     """`python -m qa ARGS` with the pty as its controlling terminal, so Ctrl-C is a keystroke."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become `qa`
-            os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "qa", *args], env)
+        self.fd, child = pty.openpty()
+        self.process = subprocess.Popen([sys.executable, "-c", _BECOME_QA, *args], stdin=child, stdout=child,
+                                        stderr=child, env=env, cwd=cwd, start_new_session=True)
+        os.close(child)
         self.seen = ""  # everything shown so far, escape sequences removed
         self._read_to = 0
 
@@ -56,13 +63,15 @@ class Terminal:
         """The exit status, reading what is shown meanwhile (a full pty would block the child)."""
         deadline = time.time() + seconds
         while time.time() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
+            if self.process.poll() is not None:
+                for _ in range(100):  # what it showed last, until the closed terminal reads as ended
+                    if not self._read(0.05):
+                        break
                 os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
+                return self.process.returncode
             self._read(0.05)
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
+        self.process.kill()
+        self.process.wait()
         os.close(self.fd)
         raise AssertionError(f"still running after {seconds} s; shown:\n{self.seen}")
 

@@ -100,11 +100,11 @@ def test_ctrl_c_while_answering_cancels_that_question_only(seeds_qa, monkeypatch
     lines = iter([QUESTION, QUESTION])
     asked = []
 
-    def ask(question, **options):
+    def ask(question, *options):
         asked.append(question)
         if len(asked) == 1:
             raise KeyboardInterrupt
-        return real_ask(question, **options)
+        return real_ask(question, *options)
 
     def typed(prompt):
         try:
@@ -116,6 +116,6 @@ def test_ctrl_c_while_answering_cancels_that_question_only(seeds_qa, monkeypatch
     monkeypatch.setattr(seeds_qa, "ask", ask)
     monkeypatch.setattr(builtins, "input", typed)
     screen = io.StringIO()
-    chat.run(chat.Chat(seeds_qa, View(Console(file=screen, width=200)), {}), history=None)
+    chat.run(chat.Chat(seeds_qa, View(Console(file=screen, width=200))), history=None)
     assert "cancelled" in screen.getvalue() and len(asked) == 2
     assert real_ask(QUESTION)["answer"] in screen.getvalue().split("cancelled")[1]

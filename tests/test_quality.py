@@ -33,7 +33,7 @@ MIN_HELD_OUT_BEST_SPAN_F1 = 0.60  # measured 0.625 on this sample (0.690 over al
 def test_held_out_reader_gate():
     import random
 
-    from reader import held_out_questions, score_given_paragraph
+    from eval.reader import held_out_questions, score_given_paragraph
 
     questions = random.Random(0).sample(held_out_questions(HELD_OUT), HELD_OUT_SAMPLE)
     figures = score_given_paragraph(questions)
@@ -118,8 +118,7 @@ def _squad_file(path, version: str, impossible: bool):
 
 @pytest.mark.parametrize("version, impossible", [("v2.0", True), ("1.1", False)])
 def test_squad_script_runs_the_real_pipeline(tmp_path, version, impossible):
-    from squad import evaluate_squad
-
+    from eval.open_squad import evaluate_squad
     from qa.api import QA
     from qa.squad import load_squad
 
