@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa import store
-from qa.build import BuildReport, build_index
 from qa.answer import Answer, answer
+from qa.build import BuildReport, build_index
 from qa.chunk import Passage
 from qa.embed import (
     DEFAULT_MODEL,

@@ -189,7 +189,13 @@ def _ask_batch(qa: QA, file: Path, options: dict) -> None:
 def _batch_progress(total: int) -> Callable[[], None] | None:
     if not err.is_terminal or total == 0:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, transient=True)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from qa.retrieve import (
     Retrieval,
     Retriever,
-    reciprocal_rank_fusion,
     plural_stem,
+    reciprocal_rank_fusion,
     stem,
     tokenize,
     weighted_fusion,

@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qa.serve import MAX_ASK_TOP_K, MAX_BODY_BYTES
 from qa.retrieve import Retrieval
 from tests.conftest import ROOT, SEEDS
 
-pytest.importorskip("fastapi")
+pytest.importorskip("fastapi")  # the serve extra; without it these tests are skipped, not failed
 pytest.importorskip("uvicorn")
+
+from qa.serve import MAX_ASK_TOP_K, MAX_BODY_BYTES  # noqa: E402  (needs fastapi)
 
 TOKEN = "s3cret-token"
 QUESTIONS = ["Who is the chairman of Oracle?", "What is the price of an Nvidia H100 GPU?",
