@@ -172,10 +172,12 @@ def _ask_batch(qa: QA, file: Path, options: dict) -> None:
     """JSON Lines on stdout; a bad line is reported with its number on stderr, the rest still answered."""
     from qa.batch import answer_each, read_questions
 
-    stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    piped = str(file) == "-"
+    stream = sys.stdin.buffer if piped else file.open("rb")
     with stream:
-        questions = list(read_questions(stream))
-        advance = _batch_progress(len(questions))
+        # A file is counted first, for the progress bar's total; stdin is answered as it arrives.
+        questions = read_questions(stream) if piped else list(read_questions(stream))
+        advance = _batch_progress(None if piped else len(questions))
         bad = 0
         for result in answer_each(qa, iter(questions), on_answered=advance, **options):
             if "error" in result:
@@ -186,7 +188,8 @@ def _ask_batch(qa: QA, file: Path, options: dict) -> None:
         raise typer.Exit(1)
 
 
-def _batch_progress(total: int) -> Callable[[], None] | None:
+def _batch_progress(total: int | None) -> Callable[[], None] | None:
+    """A progress bar on stderr when it is a terminal; `total` None (stdin) counts without an end."""
     if not err.is_terminal or total == 0:
         return None
     from rich.progress import (
