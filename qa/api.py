@@ -204,6 +204,12 @@ class QA:
         return self.retriever().search(query, k=k, retrieval=retrieval)
 
 
+def json_shape(result: dict) -> dict:
+    """`QA.ask`'s result as `qa ask --json` gives it: without `answer_in_sentence`, which only the
+    rich view uses (to highlight the answer)."""
+    return {key: value for key, value in result.items() if key != "answer_in_sentence"}
+
+
 def _span_reader(name: str | None):
     return load_reader(name) if name else load_shipped_reader()
 

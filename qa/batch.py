@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
-from qa.api import QA
+from qa.api import QA, json_shape
 
 
 @dataclass
@@ -38,10 +38,9 @@ def answer_each(qa: QA, questions: Iterator[Question], on_answered: Callable[[],
     for question in questions:
         notices_before = len(qa.warnings)
         if question.problem is None:
-            result = {"line": question.line, **qa.ask(question.text, **ask_options)}
+            result = {"line": question.line, **json_shape(qa.ask(question.text, **ask_options))}
         else:
             result = {"line": question.line, "question": None, "error": question.problem}
-        result.pop("answer_in_sentence", None)
         result["warnings"] = qa.warnings[notices_before:]
         if on_answered is not None:
             on_answered()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from qa.api import DEFAULT_TOP_K, QA
+from qa.api import DEFAULT_TOP_K, QA, json_shape
 from qa.errors import QAError, Terminated
 from qa.retrieve import Retrieval
 from qa.view import View, json_line, shown
@@ -108,8 +108,7 @@ class Chat:
         result = self.qa.ask(question, self.top_k, self.retrieval, self.reader, self.explain)
         self.last = result
         if self.json:
-            reply = {key: value for key, value in result.items() if key != "answer_in_sentence"}
-            self.view.console.out(json_line(reply), highlight=False)
+            self.view.console.out(json_line(json_shape(result)), highlight=False)
         else:
             self.view.answer(result, explain=self.explain)
 

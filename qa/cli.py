@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
-from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
+from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA, json_shape
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError, interruption
 from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
@@ -160,8 +160,7 @@ def ask(
         qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
         result = qa.ask(question, **options)
         if json_output:
-            result.pop("answer_in_sentence")
-            print(json_line({**result, "warnings": qa.warnings}))
+            print(json_line({**json_shape(result), "warnings": qa.warnings}))
         else:
             View(out, Path(corpus)).answer(result, explain=explain)
 

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from qa.api import DEFAULT_TOP_K, QA
+from qa.api import DEFAULT_TOP_K, QA, json_shape
 from qa.errors import QAError, QuestionError
 from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 
@@ -87,8 +87,7 @@ def create_app(qa: QA, token: str | None = None, reader: str | None = None,
         """The answer, as `qa ask --json` prints it."""
         result = _answering(lambda: qa.ask(request.question, request.top_k, chosen(request), reader,
                                            request.explain))
-        result.pop("answer_in_sentence")
-        return {**result, "warnings": warnings()}
+        return {**json_shape(result), "warnings": warnings()}
 
     @app.post("/search")
     def search(request: SearchRequest) -> dict:
