@@ -16,7 +16,8 @@ import numpy as np
 
 from qa import store
 from qa.answer import Answer, answer
-from qa.build import BuildReport, build_index
+from qa.backend import Backend, FileBackend, OpenIndex
+from qa.build import BuildReport
 from qa.chunk import Passage
 from qa.embed import (
     DEFAULT_MODEL,
@@ -45,9 +46,10 @@ class QA:
     def __init__(self, corpus: str | Path | Sequence[Article] = DEFAULT_CORPUS, index: str | Path = DEFAULT_INDEX,
                  model: str = DEFAULT_MODEL, strict: bool = False, follow_links: bool = False,
                  precision: str = DEFAULT_PRECISION, on_notice: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None):
+                 on_progress: Callable[[int, int], None] | None = None, backend: Backend | None = None):
+        """`backend` keeps the index somewhere else than the `index` folder (qa.milvus.MilvusBackend)."""
         self.corpus = Path(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
-        self.index_dir = Path(index)
+        self.backend = backend or FileBackend(index)
         self.model_name = model
         self.precision = precision
         self.strict = strict
@@ -55,7 +57,7 @@ class QA:
         self._on_notice = on_notice or (lambda message: None)
         self.on_progress = on_progress
         self.warnings: list[str] = []  # every notice given so far, for callers that show no stderr (--json)
-        self._loaded: store.LoadedIndex | None = None
+        self._loaded: OpenIndex | None = None
         self._retriever: Retriever | None = None
 
     def on_notice(self, message: str) -> None:
@@ -72,11 +74,11 @@ class QA:
 
         `verify` hashes every file of the index, not only the small ones, and rebuilds it if one
         does not match."""
-        report = build_index(
-            self.corpus, self.index_dir, self.model_name, force=force, verify=verify, strict=self.strict,
+        report = self.backend.build(
+            self.corpus, self.model_name, force=force, verify=verify, strict=self.strict,
             follow_links=self.follow_links, precision=self.precision, make_encoder=self.encoder,
             on_progress=self.on_progress,
-            on_wait=lambda: self.on_notice(f"another build of {self.index_dir} is running; waiting for it"),
+            on_wait=lambda: self.on_notice(f"another build of {self.backend.location} is running; waiting for it"),
         )
         for warning in report.skipped:
             self.on_notice(f"skipped {warning}")
@@ -90,39 +92,42 @@ class QA:
         self._loaded = self._retriever = None
 
     def staleness(self) -> str | None:
-        """Why the index on disk no longer matches the corpus, model or precision; None if it does."""
-        return store.staleness(self.index_dir, self.corpus, self.model_name, self.follow_links, self.precision)
+        """Why the index no longer matches the corpus, model or precision; None if it does."""
+        return self.backend.staleness(self.corpus, self.model_name, self.follow_links, self.precision)
 
     def ensure_index(self) -> None:
         """Build on first use and rebuild when the corpus or model changed, saying why."""
         reason = self.staleness()
         if reason is not None:
-            self.on_notice(f"building the index in {self.index_dir} ({reason})")
+            self.on_notice(f"building the index in {self.backend.location} ({reason})")
             self.build()
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
             self.ensure_index()
             try:
-                self._open(store.load(self.index_dir))
+                self._open(self.backend.load())
             except store.NewerIndexError:
                 raise
             except store.StoreError as exc:
+                if not self.backend.rebuilds_when_damaged:
+                    raise
                 self._heal(exc.problem)
         return self._retriever
 
-    def _open(self, loaded: store.LoadedIndex) -> None:
+    def _open(self, loaded: OpenIndex) -> None:
         self._loaded = loaded
-        self._retriever = Retriever(loaded.sparse, loaded.dense, self._embed_query, len(loaded.passages))
+        self._retriever = Retriever(loaded, self._embed_query)
 
     def _heal(self, problem: str) -> None:
         """Replace a damaged index from the corpus, which is at hand, so this is safe (and atomic)."""
         self.on_notice(f"{problem}; rebuilding it now")
         self.build(force=True)
-        self._open(store.load(self.index_dir))
+        self._open(self.backend.load())
 
     def index_folder(self) -> Path:
-        """The generation of the index this object reads (built first if need be)."""
+        """The folder holding the model export this object embeds questions with (for the file
+        backend the generation it reads), built first if need be."""
         self.retriever()
         return self._loaded.folder
 
@@ -130,13 +135,14 @@ class QA:
         """What is loaded: the index folder, its model and how much it holds (built first if need be)."""
         self.retriever()
         model = self._loaded.manifest["model"]
-        return {"index": str(self.index_dir), "articles": len(self._loaded.manifest.get("files", [])),
-                "passages": len(self._loaded.passages), "model": model["name"], "precision": model["precision"]}
+        counts = self._loaded.manifest["counts"]
+        return {"index": self.backend.location, "articles": counts["files"], "passages": counts["passages"],
+                "model": model["name"], "precision": model["precision"]}
 
     def all_passages(self) -> list[Passage]:
         """Every passage of the index, in index order (read in full: meant for evaluation)."""
         self.retriever()
-        return list(self._loaded.passages)
+        return list(self._loaded)
 
     def query_encoder(self) -> Encoder | OnnxEncoder:
         """The index's ONNX export when it has one (no torch import), else the model itself."""
@@ -163,7 +169,8 @@ class QA:
         """Ranked passages as dicts, each with its fused score and both retrievers' ranks and scores."""
         query = _check_text(query, "query")
         hits = self._hits(query, k, retrieval)
-        return [_passage_dict(rank, hit, self._loaded.passages[hit.passage_id]) for rank, hit in enumerate(hits, 1)]
+        passages = self._loaded.fetch([hit.passage_id for hit in hits])
+        return [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)]
 
     def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retrieval: Retrieval = Retrieval(),
             reader: str | None = None, explain: bool = False) -> dict:
@@ -196,7 +203,7 @@ class QA:
                      retrieval: Retrieval = Retrieval()) -> tuple[list[Hit], list[Passage]]:
         """The passages the reader reads for `question`, with their retrieval hits."""
         hits = self._hits(question, top_k, retrieval)
-        return hits, [self._loaded.passages[h.passage_id] for h in hits]
+        return hits, self._loaded.fetch([h.passage_id for h in hits])
 
     def _hits(self, query: str, k: int, retrieval: Retrieval) -> list[Hit]:
         if k < 1:

@@ -111,17 +111,13 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                 model["dim"] = int(json.loads((staging / ONNX_CONFIG).read_text(encoding="utf-8"))["dim"])
             else:
                 model["dim"], model["precision"] = torch_encoder.dim, "fp32"
-            if isinstance(corpus, Path):
-                read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
-                articles, listing, skipped, corpus_id = read.articles, read.files, read.skipped, str(corpus.resolve())
-            else:
-                articles, listing, skipped, corpus_id = list(corpus), [], [], IN_MEMORY
+            articles, listing, skipped, corpus_id = read_articles(corpus, strict, follow_links)
             per_article = [chunk.chunk_article(a) for a in articles]
             passages = [p for group in per_article for p in group]
             reuse = {} if force else _previous_vectors(index_dir, model)
             needed = [p.text for a, group in zip(articles, per_article) if a.sha256 not in reuse for p in group]
             encoder = torch_encoder or (embed_with(staging) if needed else None)
-            fresh, embed_seconds = _embed(encoder, needed, model["dim"], on_progress)
+            fresh, embed_seconds = embed_texts(encoder, needed, model["dim"], on_progress)
 
             vectors = np.zeros((len(passages), model["dim"]), np.float32)
             files, row, fresh_row = [], 0, 0
@@ -138,11 +134,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                               "mtime_ns": stat.mtime_ns if stat else None, "passages": [row, len(group)]})
                 row += len(group)
             reuse = fresh = None  # copied into `vectors`: at 100k passages each holds 150 MB
-            indexed = {a.source for a in articles}
-            skipped_files = [
-                {"source": f.source, "size": f.size, "mtime_ns": f.mtime_ns, "sha256": safe_sha256(f.path)}
-                for f in listing if f.source not in indexed
-            ]
+            skipped_files = skipped_entries(listing, articles)
             manifest = {
                 "format": FORMAT_VERSION,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -188,7 +180,23 @@ def _write_json(path: Path, data) -> None:
         os.fsync(handle.fileno())
 
 
-def _embed(encoder, texts: list[str], dim: int, on_progress) -> tuple[np.ndarray, float]:
+def read_articles(corpus: Path | Sequence[ingest.Article], strict: bool, follow_links: bool):
+    """(articles, the folder's listing, warnings about skipped files, the corpus's id) of a folder
+    or of articles given in memory."""
+    if isinstance(corpus, Path):
+        read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)
+        return read.articles, read.files, read.skipped, str(corpus.resolve())
+    return list(corpus), [], [], IN_MEMORY
+
+
+def skipped_entries(listing: Sequence[ingest.CorpusFile], articles: Sequence[ingest.Article]) -> list[dict]:
+    """What staleness compares a skipped file against, so it is not taken for a new one each time."""
+    indexed = {a.source for a in articles}
+    return [{"source": f.source, "size": f.size, "mtime_ns": f.mtime_ns, "sha256": safe_sha256(f.path)}
+            for f in listing if f.source not in indexed]
+
+
+def embed_texts(encoder, texts: list[str], dim: int, on_progress) -> tuple[np.ndarray, float]:
     """Vectors of `texts` and the seconds spent encoding them."""
     if on_progress:
         on_progress(0, len(texts))

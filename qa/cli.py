@@ -8,6 +8,7 @@ starts no slower for them.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,8 +18,10 @@ import typer
 from rich.console import Console
 
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA, json_shape
+from qa.backend import BACKENDS
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError, interruption
+from qa.milvus import DEFAULT_COLLECTION, MilvusBackend, MilvusConfig
 from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 from qa.view import View, json_line, shown
 
@@ -52,6 +55,15 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object instead o
 StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
 FollowLinksOption = typer.Option(
     False, "--follow-links", help="Also index files and folders that links in the corpus lead to outside it.")
+BackendChoice = Enum("BackendChoice", {name: name for name in BACKENDS}, type=str)
+BackendOption = typer.Option(
+    BackendChoice("files"), "--backend", envvar="QA_BACKEND",
+    help="Where the index is kept: files in --index, or a Milvus collection at --milvus-uri.")
+MilvusUriOption = typer.Option(
+    None, "--milvus-uri", envvar="QA_MILVUS_URI",
+    help="Milvus Lite database file (e.g. ./milvus.db) or server URI (http://host:19530); its token, if any, "
+         "in QA_MILVUS_TOKEN.")
+MilvusCollectionOption = typer.Option(DEFAULT_COLLECTION, "--milvus-collection", help="Milvus collection to use.")
 
 
 _live_progress: list = []  # progress bars on screen: stopped on any way out, so the cursor comes back
@@ -77,10 +89,20 @@ def _run(action: Callable[[], None]) -> None:
 
 
 def _make_qa(corpus: str, index: str, model: str, precision: Enum, strict: bool, quiet: bool,
-             follow_links: bool) -> QA:
+             follow_links: bool, where: tuple[Enum, str | None, str]) -> QA:
     notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{shown(message)}[/]"))
     return QA(corpus, index, model, strict=strict, follow_links=follow_links, precision=precision.value,
-              on_notice=notice, on_progress=_progress_bar(quiet))
+              on_notice=notice, on_progress=_progress_bar(quiet), backend=_backend(*where))
+
+
+def _backend(backend: Enum, milvus_uri: str | None, collection: str):
+    """None (the index folder) or the Milvus backend."""
+    if backend.value != "milvus":
+        return None
+    if not milvus_uri:
+        raise QAError("--backend milvus needs --milvus-uri (a database file such as ./milvus.db, or "
+                      "http://host:19530) or QA_MILVUS_URI")
+    return MilvusBackend(MilvusConfig(milvus_uri, collection, os.environ.get("QA_MILVUS_TOKEN")))
 
 
 def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
@@ -145,6 +167,9 @@ def ask(
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
+    backend: BackendChoice = BackendOption,
+    milvus_uri: Optional[str] = MilvusUriOption,
+    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
 ) -> None:
     """Answer QUESTION (or each line of --file) from the articles, with the sentence it comes from and citations."""
@@ -155,9 +180,11 @@ def ask(
         options = dict(top_k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha), reader=reader,
                        explain=explain)
         if file is not None:
-            _ask_batch(_make_qa(corpus, index, model, precision, strict, True, follow_links), file, options)
+            _ask_batch(_make_qa(corpus, index, model, precision, strict, True, follow_links,
+                                (backend, milvus_uri, milvus_collection)), file, options)
             return
-        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links,
+                      (backend, milvus_uri, milvus_collection))
         result = qa.ask(question, **options)
         if json_output:
             print(json_line({**json_shape(result), "warnings": qa.warnings}))
@@ -225,11 +252,15 @@ def search(
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
+    backend: BackendChoice = BackendOption,
+    milvus_uri: Optional[str] = MilvusUriOption,
+    milvus_collection: str = MilvusCollectionOption,
 ) -> None:
     """Rank the passages for QUERY, showing fused and per-retriever ranks."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links,
+                      (backend, milvus_uri, milvus_collection))
         passages = qa.search(query, k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha))
         if json_output:
             print(json_line({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
@@ -250,11 +281,15 @@ def index(
     precision: PrecisionChoice = PrecisionOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
+    backend: BackendChoice = BackendOption,
+    milvus_uri: Optional[str] = MilvusUriOption,
+    milvus_collection: str = MilvusCollectionOption,
 ) -> None:
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
+                      (backend, milvus_uri, milvus_collection))
         report = qa.build(force=rebuild, verify=verify)
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
@@ -283,13 +318,17 @@ def chat(
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
+    backend: BackendChoice = BackendOption,
+    milvus_uri: Optional[str] = MilvusUriOption,
+    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
 ) -> None:
     """Ask one question after another at a prompt, with everything loaded once (:help lists its commands)."""
     from qa import chat as session
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
+                      (backend, milvus_uri, milvus_collection))
         qa.warm(reader)
         talk = session.Chat(qa, View(out, Path(corpus)), Retrieval(retriever.value, fusion.value, alpha), top_k,
                             reader, explain)
@@ -315,6 +354,9 @@ def serve(
     alpha: float = AlphaOption,
     strict: bool = StrictOption,
     follow_links: bool = FollowLinksOption,
+    backend: BackendChoice = BackendOption,
+    milvus_uri: Optional[str] = MilvusUriOption,
+    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
 ) -> None:
     """Serve POST /ask, POST /search and GET /health as JSON over HTTP (docs at /docs); needs the serve extra."""
@@ -324,7 +366,8 @@ def serve(
             from qa.serve import serve as run_server
         except ImportError as exc:
             raise QAError(f"qa serve needs the serve extra ({exc.name} is missing): pip install 'qa[serve]'") from None
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links)
+        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
+                      (backend, milvus_uri, milvus_collection))
         run_server(qa, host, port, token or None,
                    on_ready=lambda url: err.print(f"serving on {url} (docs at {url}/docs); Ctrl-C stops"),
                    reader=reader, retrieval=Retrieval(retriever.value, fusion.value, alpha))

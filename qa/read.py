@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.cache import cached_folder
 from qa.embed import (
     DEFAULT_WEIGHTS_SHA256,
     file_sha256,
@@ -74,13 +74,6 @@ def load_card(path: Path = CARD_FILE) -> dict:
 def calibration(card: dict) -> Calibration:
     values = card["calibration"]
     return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]))
-
-
-def cache_root() -> Path:
-    """$QA_CACHE, else the user's cache folder: exports are rebuilt from the package, never the user's."""
-    if os.environ.get("QA_CACHE"):
-        return Path(os.environ["QA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
 
 
 def merged_state(delta_path: Path, base_dir: Path) -> dict:
@@ -166,17 +159,8 @@ def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None, diges
     if int8 is None:
         int8 = bool(load_card().get("int8", False))
     key = digest[:16] + "-" + DEFAULT_WEIGHTS_SHA256[:8] + ("-int8-per-channel" if int8 else "")
-    folder = cache_root() / f"reader-{key}"
-    mark = folder / EXPORT_MARK
-    if mark.is_file():
-        return folder
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".reader-", dir=folder.parent))
-    except OSError as exc:
-        raise ReaderModelError(f"cannot write the reader's export to {folder.parent}: {exc.strerror}; "
-                               "set QA_CACHE to a writable folder") from None
-    try:
+
+    def make(staging: Path) -> None:
         try:
             export_reader(delta_path, staging, int8)
         except ReaderModelError:
@@ -184,17 +168,9 @@ def export_folder(delta_path: Path = DELTA_FILE, int8: bool | None = None, diges
         except Exception as exc:  # safetensors, torch and onnx raise many types for a damaged file
             raise ReaderModelError(f"the reader's weights {delta_path} cannot be used ({type(exc).__name__}); "
                                    "reinstall qa") from None
-        (staging / EXPORT_MARK).write_text(json.dumps({"delta_sha256": digest, "int8": int8}),
-                                           encoding="utf-8")
-        try:
-            os.replace(staging, folder)
-        except OSError:
-            if not mark.is_file():  # another process finished first: theirs is the same export
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return folder
+        (staging / EXPORT_MARK).write_text(json.dumps({"delta_sha256": digest, "int8": int8}), encoding="utf-8")
+
+    return cached_folder(f"reader-{key}", EXPORT_MARK, make, ReaderModelError, "the reader's export")
 
 
 class OnnxReader:

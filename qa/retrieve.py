@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -23,7 +23,6 @@ FUSIONS = ("rrf", "weighted")
 # eval/gold.jsonl and SQuAD (eval/fusion_ablation.py; figures in eval/README.md).
 DEFAULT_FUSION = "weighted"
 DEFAULT_ALPHA = 0.4
-
 
 
 @dataclass(frozen=True)
@@ -199,24 +198,42 @@ class Hit:
     dense_score: float | None = None
 
 
+class SearchIndex(Protocol):
+    """What a retriever searches: the index files (qa.store) or a Milvus collection (qa.milvus).
+    Both return (passage id, score) pairs, best first, only passages that share a term with the
+    query for the sparse search."""
+
+    size: int
+
+    def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]: ...
+
+    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]: ...
+
+
+def top_scores(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """The `depth` best positive scores of a score per passage, ties in passage order."""
+    matched = np.flatnonzero(scores > 0)
+    order = matched[np.argsort(-scores[matched], kind="stable")][:depth]
+    return [(int(i), float(scores[i])) for i in order]
+
+
 @dataclass
 class Retriever:
-    """Searches one loaded index. `embed_query` is called only when dense scores are needed."""
+    """Searches one index. `embed_query` is called only when dense scores are needed."""
 
-    bm25_index: OkapiBM25 | SparseBM25
-    dense_index: object  # faiss.Index over normalized vectors
+    index: SearchIndex
     embed_query: Callable[[str], np.ndarray]
-    size: int
     query_cache: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.index.size
 
     def bm25(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
         terms = tokenize(query)
         if not terms or not self.size:
             return []
-        scores = self.bm25_index.get_scores(terms)
-        matched = np.flatnonzero(scores > 0)
-        order = matched[np.argsort(-scores[matched], kind="stable")][:depth]
-        return [(int(i), float(scores[i])) for i in order]
+        return self.index.sparse_search(terms, depth)
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's vector, remembered for the last few queries (ask embeds it for two uses)."""
@@ -229,9 +246,7 @@ class Retriever:
     def dense(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
         if not self.size or not query.strip():
             return []
-        scores, ids = self.dense_index.search(self.query_vector(query), min(depth, self.size))
-        # FAISS pads with id -1 when fewer than k vectors exist.
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self.index.dense_search(self.query_vector(query), min(depth, self.size))
 
     def search(self, query: str, k: int = 10, retrieval: Retrieval = Retrieval()) -> list[Hit]:
         depth = max(retrieval.depth, k)

@@ -104,6 +104,24 @@ class LoadedIndex:
     dense: object  # faiss index
     hold: object  # the open `.qa-generation` whose shared lock keeps builds from removing the folder
 
+    @property
+    def size(self) -> int:
+        return len(self.passages)
+
+    def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]:
+        return retrieve.top_scores(self.sparse.get_scores(terms), depth)
+
+    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        scores, ids = self.dense.search(vector, depth)
+        # FAISS pads with id -1 when fewer than `depth` vectors exist.
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def fetch(self, ids: Sequence[int]) -> list[Passage]:
+        return [self.passages[i] for i in ids]
+
+    def __iter__(self) -> Iterator[Passage]:
+        return iter(self.passages)
+
     def close(self) -> None:
         """Let a later build remove this generation once it is no longer the live one."""
         self.hold.close()
@@ -256,11 +274,7 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
 def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
               follow_links: bool = False, precision: str = DEFAULT_PRECISION) -> str | None:
     """Why the index must be (re)built for this corpus, model and precision, or None if it is
-    current; an index of a newer format raises NewerIndexError.
-
-    Files are compared by size and mtime first and by content hash only when those differ,
-    so an unchanged corpus folder costs one stat per file.
-    """
+    current; an index of a newer format raises NewerIndexError."""
     generation, why = _pointer(index_dir)
     if generation is None:
         return why
@@ -280,12 +294,20 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         return "chunking parameters changed"
     known = {f["source"]: f for f in manifest.get("files", []) + manifest.get("skipped_files", [])}
     if not isinstance(corpus, Path):
-        if manifest.get("corpus") != IN_MEMORY or {a.source: a.sha256 for a in corpus} != {
-                s: f["sha256"] for s, f in known.items()}:
-            return "articles changed"
-        return None
+        return "articles changed" if manifest.get("corpus") != IN_MEMORY else corpus_changes(corpus, known)
     if manifest.get("corpus") != str(corpus.resolve()):
         return f"corpus folder changed ({manifest.get('corpus')} -> {corpus.resolve()})"
+    return corpus_changes(corpus, known, follow_links)
+
+
+def corpus_changes(corpus: Path | Sequence[ingest.Article], known: dict[str, dict],
+                   follow_links: bool = False) -> str | None:
+    """What differs between the corpus and `known` (source -> its recorded size, mtime_ns and
+    sha256), or None. Files are compared by size and mtime first and by content hash only when
+    those differ, so an unchanged corpus folder costs one stat per file."""
+    if not isinstance(corpus, Path):
+        return "articles changed" if {a.source: a.sha256 for a in corpus} != {
+            s: f["sha256"] for s, f in known.items()} else None
     current = ingest.list_corpus(corpus, follow_links).files
     if {f.source for f in current} != set(known):
         return "articles added or removed"

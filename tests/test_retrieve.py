@@ -14,6 +14,7 @@ from qa.retrieve import (
     tokenize,
     weighted_fusion,
 )
+from qa.store import LoadedIndex
 
 
 def test_tokenizer_folds_case_possessives_stopwords_and_plurals():
@@ -72,11 +73,14 @@ class _FakeBM25:
 
 
 def _retriever(bm25_scores, vectors):
+    """A retriever over the file backend's search (store.LoadedIndex) of these scores and vectors."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors.astype(np.float32))
-    return Retriever(_FakeBM25(bm25_scores), index, lambda q: np.array([1.0, 0.0], np.float32), len(bm25_scores))
+    dense = faiss.IndexFlatIP(vectors.shape[1])
+    dense.add(vectors.astype(np.float32))
+    index = LoadedIndex(folder=None, manifest={}, passages=[None] * len(bm25_scores), sparse=_FakeBM25(bm25_scores),
+                        dense=dense, hold=None)
+    return Retriever(index, lambda q: np.array([1.0, 0.0], np.float32))
 
 
 def test_dense_handles_k_beyond_index_size():
