@@ -229,8 +229,8 @@ def bench_queries(corpus: Path, index: Path, questions: list[str], centers: np.n
     result["hybrid_ms_p95"] = round(percentile(stages["hybrid"], 95), 2)
     result["passages"] = size
     result["vectors"] = "real" if real else "synthetic (real passage vectors + noise)"
-    result["dense_index"] = type(retriever.dense_index).__name__
-    result["bm25"] = type(retriever.bm25_index).__name__
+    result["dense_index"] = type(retriever.index.dense).__name__
+    result["bm25"] = type(retriever.index.sparse).__name__
     return result
 
 
@@ -260,7 +260,7 @@ def bench_hnsw(corpus: Path, index: Path, questions: list[str]) -> dict:
     import faiss
 
     qa = QA(corpus, index)
-    exact = qa.retriever().dense_index
+    exact = qa.retriever().index.dense
     vectors = exact.reconstruct_n(0, exact.ntotal)
     began = time.perf_counter()
     graph = faiss.IndexHNSWFlat(vectors.shape[1], store.HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -327,9 +327,10 @@ def side_by_side(ref: str, work: Path) -> dict:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
-def cold_runs(command: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float]:
-    """(median wall seconds, max peak RSS in MB) over fresh processes."""
-    walls, peaks = zip(*(measured_process(command, env, cwd) for _ in range(COLD_RUNS)))
+def cold_runs(command: list[str], env: dict | None = None, cwd: Path | None = None,
+              runs: int = COLD_RUNS) -> tuple[float, float]:
+    """(median wall seconds, max peak RSS in MB) over `runs` fresh processes."""
+    walls, peaks = zip(*(measured_process(command, env, cwd) for _ in range(runs)))
     return statistics.median(walls), max(peaks)
 
 

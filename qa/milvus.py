@@ -226,10 +226,12 @@ class MilvusBackend:
 
     def build(self, corpus, model_name: str, *, force: bool = False, verify: bool = False, strict: bool = False,
               follow_links: bool = False, precision: str, make_encoder: Callable[[], object],
+              embed_with: Callable[[Path], object] = build_encoder,
               on_progress: Callable[[int, int], None] | None = None, on_wait=None) -> BuildReport:
         """Bring the collection up to date with the corpus: only new or changed articles are
-        embedded and inserted, removed ones deleted. `force` replaces a collection of another
-        model; `verify` recounts every statistic from the stored passages."""
+        embedded (by `embed_with(export folder)`) and inserted, removed ones deleted. `force`
+        replaces a collection of another model; `verify` recounts every statistic from the
+        stored passages."""
         began = time.perf_counter()
         meta = self.meta()
         _, weights_sha256 = resolve_model(model_name)
@@ -268,7 +270,7 @@ class MilvusBackend:
         self._remove(stale, stats, count=not repair)
         embedded = [(a, chunk.chunk_article(a)) for a in fresh]
         texts = [p.text for _, group in embedded for p in group]
-        encoder = build_encoder(export) if texts else None
+        encoder = embed_with(export) if texts else None
         vectors, embed_seconds = embed_texts(encoder, texts, model["dim"], on_progress)
         if repair:
             stats = self._recount()
