@@ -8,10 +8,10 @@ NAME` (default qa_passages):
                   title, date, start, end, text, article (its file's sha256), dense (the model's
                   vector: FLAT on Lite, exact like the file backend; HNSW on a server) and sparse
                   (its BM25 weights, inner product)
-    NAME_catalog  "m:" the meta row (model, chunking, counts, BM25 statistics, ids handed out),
-                  "a:SOURCE" a row per article (hash, size, mtime), "t:TERM" a row per term (its
-                  sparse dimension, document frequency); `pad` is there because Milvus wants a
-                  vector field in every collection
+    NAME_catalog  rows keyed "m:meta" (model, chunking, counts, BM25 statistics, ids handed
+                  out), "a:SOURCE" (an article: its hash, size, mtime) and "t:TERM" (a term: its
+                  sparse dimension and document frequency), their primary key a hash of that key;
+                  `pad` is there because Milvus wants a vector field in every collection
 
 BM25 is computed here with qa's own tokenizer (qa/bm25_weights.py), not by Milvus's BM25 function,
 which has no stemmer and, on Lite, keeps its statistics per segment (eval/milvus_bm25.py measures
@@ -112,6 +112,17 @@ def term_key(term: str) -> str:
     return "t:" + term
 
 
+def literal(text: str) -> str:
+    """`text` as a string in a Milvus filter expression (a file name may hold quotes)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def row_id(key: str) -> int:
+    """A catalog row's primary key: a 63-bit hash of its key. pymilvus quotes string keys itself, in
+    `ids=` and when an iterator pages on, and breaks on an apostrophe or a double quote."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") >> 1
+
+
 @dataclass
 class Stats:
     """The collection's BM25 statistics: counts, and every term's sparse dimension and frequency."""
@@ -166,7 +177,7 @@ class MilvusBackend:
         rows = []
         if self.catalog in names:
             self._call(client.load_collection, self.catalog)
-            rows = self._call(client.get, self.catalog, ids=[META_KEY], output_fields=["data"])
+            rows = self._call(client.get, self.catalog, ids=[row_id(META_KEY)], output_fields=["data"])
         if self.config.collection not in names or not rows or rows[0]["data"].get("made_by") != MADE_BY:
             raise MilvusError(f"Milvus collection {self.config.collection} at {self.config.uri} was not made by qa "
                               "(or is incomplete); qa never changes it",
@@ -310,7 +321,8 @@ class MilvusBackend:
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
         self._call(client.create_collection, self.config.collection, schema=schema, index_params=index)
         catalog = client.create_schema(auto_id=False, description="what qa indexed in " + self.config.collection)
-        catalog.add_field("key", DataType.VARCHAR, is_primary=True, max_length=TEXT_LIMIT)
+        catalog.add_field("id", DataType.INT64, is_primary=True)
+        catalog.add_field("key", DataType.VARCHAR, max_length=TEXT_LIMIT)
         catalog.add_field("kind", DataType.VARCHAR, max_length=16)
         catalog.add_field("dimension", DataType.INT64)
         catalog.add_field("df", DataType.INT64)
@@ -335,7 +347,8 @@ class MilvusBackend:
 
     def _upsert_catalog(self, rows: list[dict]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):
-            self._call(self.client().upsert, self.catalog, [{**row, "pad": PAD} for row in rows[start:start + BATCH_ROWS]])
+            self._call(self.client().upsert, self.catalog,
+                       [{**row, "id": row_id(row["key"]), "pad": PAD} for row in rows[start:start + BATCH_ROWS]])
 
     def _stats(self, meta: dict) -> Stats:
         rows = self._scan(self.catalog, 'kind == "term"', ["key", "dimension", "df"])
@@ -347,13 +360,13 @@ class MilvusBackend:
         """Delete these articles' rows, taking their terms out of `stats` unless it is recounted later."""
         client = self.client()
         for source in sources:
-            where = f"source == {json.dumps(source)}"
+            where = f"source == {literal(source)}"
             if count:
                 for row in self._scan(self.config.collection, where, ["text"]):
                     stats.add(terms_of(row["text"]), -1)
             self._call(client.delete, self.config.collection, filter=where)
         if sources:
-            self._call(client.delete, self.catalog, ids=["a:" + s for s in sources])
+            self._call(client.delete, self.catalog, ids=[row_id("a:" + s) for s in sources])
 
     def _recount(self) -> Stats:
         """The statistics counted afresh from every stored passage (after an interruption, or asked)."""
@@ -410,7 +423,9 @@ class MilvusBackend:
                                "df": stats.terms[t][1], "data": {}}
                               for t in sorted(stats.changed) if t in stats.terms])
         if gone:
-            self._call(self.client().delete, self.catalog, ids=[term_key(t) for t in gone])
+            for start in range(0, len(gone), BATCH_ROWS):
+                self._call(self.client().delete, self.catalog,
+                           ids=[row_id(term_key(t)) for t in gone[start:start + BATCH_ROWS]])
         stats.changed.clear()
 
 
@@ -466,7 +481,7 @@ class MilvusIndex:
 
     def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]:
         counts = Counter(term[:MAX_TERM] for term in terms)
-        rows = self.backend._call(self.client.get, self.catalog, ids=[term_key(t) for t in counts],
+        rows = self.backend._call(self.client.get, self.catalog, ids=[row_id(term_key(t)) for t in counts],
                                   output_fields=["key", "dimension", "df"])
         query = bm25_weights.query_weights({row["key"][2:]: (row["dimension"], row["df"]) for row in rows},
                                            counts, self.bm25)

@@ -23,6 +23,9 @@ from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402
 GOLD = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
+B = "l'été \"show\" ü.txt"
+
+
 def _milvus(tmp_path, name="m.db", collection="qa_passages") -> MilvusBackend:
     return MilvusBackend(MilvusConfig(str(tmp_path / name), collection))
 
@@ -53,9 +56,10 @@ def test_same_passages_scores_and_answers_as_the_file_backend(seeds_milvus, seed
 
 
 def test_updates_embed_only_what_changed_and_keep_bm25_exact(tmp_path):
+    """Names and terms with quotes and apostrophes too: Milvus filter expressions quote them."""
     corpus = tmp_path / "corpus"
     for name, body in (("a.txt", "Harbor news\n\nThe harbor authority approved a new ferry terminal on Friday."),
-                       ("b.txt", "Garden show\n\nThe city garden show drew twelve thousand visitors this weekend."),
+                       (B, "Garden show\n\nThe city garden show drew twelve thousand visitors this weekend."),
                        ("c.txt", "Rail plan\n\nA night train will link the harbor city with the capital by 2027.")):
         write_article(corpus, name, body)
     qa = QA(corpus, backend=_milvus(tmp_path))
@@ -64,7 +68,7 @@ def test_updates_embed_only_what_changed_and_keep_bm25_exact(tmp_path):
 
     write_article(corpus, "d.txt", "Ferry strike\n\nFerry crews at the harbor walked out over pay on Monday, "
                                    "and the terminal stayed closed while the garden show went on.")
-    write_article(corpus, "b.txt", "Garden show\n\nThe garden show closed early because of the harbor strike.")
+    write_article(corpus, B, "Garden show\n\nThe garden show O'Neill ran closed early because of the harbor strike.")
     (corpus / "c.txt").unlink()
     assert qa.staleness() is not None
     second = qa.build()
@@ -72,7 +76,7 @@ def test_updates_embed_only_what_changed_and_keep_bm25_exact(tmp_path):
     assert qa.build().built is False and qa.staleness() is None
 
     fresh = QA(corpus, tmp_path / "files-index")
-    for query in ("harbor ferry terminal", "garden show strike", "night train capital", "pay"):
+    for query in ("harbor ferry terminal", "garden show strike", "night train capital", "pay", "o'neill"):
         mine, theirs = qa.search(query), fresh.search(query)
         assert [(p["source"], p["bm25_rank"]) for p in mine] == [(p["source"], p["bm25_rank"]) for p in theirs]
         assert [p["bm25_score"] for p in mine] == pytest.approx([p["bm25_score"] for p in theirs], abs=2e-3)
