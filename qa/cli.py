@@ -296,7 +296,7 @@ def index(
         out.print(
             f"[green]index {verb}[/] {report.files} articles, {report.passages} passages "
             f"({report.embedded} embedded, {report.passages - report.embedded if report.built else report.passages} reused) "
-            f"in {report.seconds:.1f}s{rate} -> {shown(index)}"
+            f"in {report.seconds:.1f}s{rate} -> {shown(qa.backend.location)}"
             + (f"  [dim]({shown(report.reason)})[/]" if report.built else "")
         )
         if report.skipped:

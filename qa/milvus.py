@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ def _quiet_pymilvus() -> None:
 
 
 def connect(config: MilvusConfig):
+    # gRPC's core logs to stderr on its own (a Lite server's "too_many_pings" reconnects among
+    # them); what fails reaches qa as an exception and is said in one line.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError:

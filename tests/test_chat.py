@@ -70,7 +70,14 @@ def test_history_survives_the_session_and_ctrl_c_drops_the_line(seeds_qa, seeds_
     terminal.expect("half a quest")  # echoed: readline has read the keys and waits for more
     time.sleep(0.5)  # a SIGINT while readline handles a key is only seen at the next key (CPython)
     terminal.type("\x03")  # Ctrl-C at the prompt: the line is dropped, the session stays
-    terminal.expect(chat.PROMPT)
+    try:
+        terminal.expect(chat.PROMPT, seconds=15)
+    except AssertionError:
+        # CPython's readline checks for signals, then waits in select(): a SIGINT landing between
+        # the two waits for the next key (seen once, on a loaded 2-core machine, 0.5 s after the echo);
+        # a person presses Ctrl-C again, and so does this test, once.
+        terminal.type("\x03")
+        terminal.expect(chat.PROMPT)
     terminal.type(QUESTION + "\r")
     shown = terminal.expect(chat.PROMPT)
     assert f"Q: {QUESTION}" in shown and "half a quest" not in shown.split("Q:")[1]

@@ -139,12 +139,25 @@ def _qa_cli(*args, cwd):
                           timeout=120)
 
 
+def test_qa_ask_backend_milvus_answers_as_the_default_backend(seeds_qa, tmp_path):
+    question = "who built Stargate data centers"
+    asked = _qa_cli("ask", question, "--json", "--corpus", str(SEEDS), "--backend", "milvus", "--milvus-uri",
+                    str(tmp_path / "milvus.db"), cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    reply, expected = json.loads(asked.stdout), seeds_qa.ask(question)
+    assert (reply["answer"], reply["confidence"], reply["citations"]) == (
+        expected["answer"], expected["confidence"], expected["citations"])
+    assert reply["warnings"] == [f"building the index in {tmp_path / 'milvus.db'} (collection qa_passages) (no index yet)"]
+    indexed = _qa_cli("index", "--corpus", str(SEEDS), "--backend", "milvus", "--milvus-uri",
+                      str(tmp_path / "milvus.db"), cwd=tmp_path)
+    assert indexed.returncode == 0 and "already up to date" in indexed.stdout
+    assert not (tmp_path / "index").exists()  # the index folder is the file backend's only
+
+
 def test_cli_errors_are_one_line(tmp_path):
     unreachable = _qa_cli("ask", "who", "--backend", "milvus", "--milvus-uri", "http://127.0.0.1:9", cwd=ROOT)
-    missing = _qa_cli("ask", "who", "--backend", "milvus", cwd=tmp_path)
     no_folder = _qa_cli("index", "--backend", "milvus", "--milvus-uri", str(tmp_path / "none" / "m.db"), cwd=ROOT)
     for result, expected in ((unreachable, "cannot reach Milvus at http://127.0.0.1:9"),
-                             (missing, "--backend milvus needs --milvus-uri"),
                              (no_folder, "folder " + str(tmp_path / "none") + " is missing")):
         assert result.returncode == 2, result.stderr
         assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
