@@ -215,18 +215,19 @@ class MilvusBackend:
         return self._scan(self.catalog, 'kind == "article"', ["key", "data"])
 
     def _scan(self, collection: str, where: str, fields: list[str]) -> list[dict]:
-        """Every row matching `where`, read in batches (a query returns at most 16,384 rows)."""
+        return [row for batch in self._batches(collection, where, fields) for row in batch]
+
+    def _batches(self, collection: str, where: str, fields: list[str]) -> Iterator[list[dict]]:
+        """The rows matching `where`, a batch at a time (a query returns at most 16,384 rows)."""
         client = self.client()
         self._call(client.load_collection, collection)
         iterator = self._call(client.query_iterator, collection, filter=where, output_fields=fields,
                               batch_size=BATCH_ROWS)
-        rows: list[dict] = []
         try:
-            while batch := iterator.next():
-                rows.extend(batch)
+            while batch := self._call(iterator.next):
+                yield batch
         finally:
             iterator.close()
-        return rows
 
     def _call(self, method, *args, **kwargs):
         """A client call whose failure becomes one line naming the backend."""
@@ -288,7 +289,7 @@ class MilvusBackend:
         encoder = embed_with(export) if texts else None
         vectors, embed_seconds = embed_texts(encoder, texts, model["dim"], on_progress)
         if repair:
-            stats = self._recount()
+            stats = self._recount(stats)
         self._insert(embedded, vectors, stats, meta, {f.source: f for f in listing})
         self._rewrite_weights_if_drifted(stats, force=repair)
         self._save_stats(stats)
@@ -372,11 +373,14 @@ class MilvusBackend:
         if sources:
             self._call(client.delete, self.catalog, ids=[row_id("a:" + s) for s in sources])
 
-    def _recount(self) -> Stats:
-        """The statistics counted afresh from every stored passage (after an interruption, or asked)."""
+    def _recount(self, old: Stats) -> Stats:
+        """The statistics counted afresh from every stored passage (after an interruption, or asked);
+        the terms of `old` that no passage holds any more are removed when they are saved."""
         stats = Stats()
-        for row in self._scan(self.config.collection, "id >= 0", ["text"]):
-            stats.add(terms_of(row["text"]), +1)
+        for batch in self._batches(self.config.collection, "id >= 0", ["text"]):
+            for row in batch:
+                stats.add(terms_of(row["text"]), +1)
+        stats.changed |= set(old.terms)
         return stats
 
     def _insert(self, embedded: list[tuple[object, list[Passage]]], vectors: np.ndarray, stats: Stats,
@@ -388,14 +392,16 @@ class MilvusBackend:
                 stats.add(terms, +1)
         if not stats.avgdl and stats.passages:
             stats.avgdl = stats.total_length / stats.passages
-        rows, row = [], 0
+        batch, row = [], 0
         for (article, group), group_tokens in zip(embedded, tokens):
             for passage, terms in zip(group, group_tokens):
-                rows.append(_passage_row(meta["next_id"], passage, article.sha256, vectors[row], stats.weights(terms)))
-                meta["next_id"] += 1
-                row += 1
-        for start in range(0, len(rows), BATCH_ROWS):
-            self._call(client.insert, self.config.collection, rows[start:start + BATCH_ROWS])
+                batch.append(_passage_row(meta["next_id"], passage, article.sha256, vectors[row], stats.weights(terms)))
+                meta["next_id"], row = meta["next_id"] + 1, row + 1
+                if len(batch) == BATCH_ROWS:
+                    self._call(client.insert, self.config.collection, batch)
+                    batch = []
+        if batch:
+            self._call(client.insert, self.config.collection, batch)
         self._upsert_catalog([
             {"key": "a:" + article.source, "kind": "article", "dimension": 0, "df": len(group),
              "data": {"sha256": article.sha256, "title": article.title,
@@ -412,12 +418,10 @@ class MilvusBackend:
         if not force and abs(current - stats.avgdl) <= bm25_weights.AVGDL_DRIFT * stats.avgdl:
             return
         stats.avgdl = current
-        fields = ["id", "article", "dense", *PASSAGE_FIELDS]
-        rows = self._scan(self.config.collection, "id >= 0", fields)
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = [{**row, "sparse": stats.weights(terms_of(row["text"])) or bm25_weights.PLACEHOLDER}
-                     for row in rows[start:start + BATCH_ROWS]]
-            self._call(self.client().upsert, self.config.collection, batch)
+        for batch in self._batches(self.config.collection, "id >= 0", ["id", "article", "dense", *PASSAGE_FIELDS]):
+            self._call(self.client().upsert, self.config.collection,
+                       [{**row, "sparse": stats.weights(terms_of(row["text"])) or bm25_weights.PLACEHOLDER}
+                        for row in batch])
 
     def _save_stats(self, stats: Stats) -> None:
         gone = sorted(t for t in stats.changed if stats.terms.get(t, [0, 0])[1] <= 0)

@@ -18,6 +18,7 @@ pytest.importorskip("pymilvus")
 from qa import bm25_weights, retrieve  # noqa: E402
 from qa.api import QA  # noqa: E402
 from qa.milvus import MilvusBackend, MilvusConfig, MilvusError, Stats  # noqa: E402
+from qa.retrieve import Retrieval  # noqa: E402
 from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402
 
 GOLD = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -90,6 +91,7 @@ def test_an_interrupted_update_is_repaired_by_the_next_build(tmp_path, monkeypat
     qa = QA(corpus, backend=backend)
     qa.build()
     write_article(corpus, "b.txt", "Garden show\n\nThe city garden show drew twelve thousand visitors.")
+    write_article(corpus, "a.txt", "Harbor news\n\nThe harbor authority approved a new bridge on Friday.")
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
@@ -101,9 +103,10 @@ def test_an_interrupted_update_is_repaired_by_the_next_build(tmp_path, monkeypat
     assert qa.staleness() == "a build was interrupted"
     assert qa.build().built
     fresh = QA(corpus, tmp_path / "files-index")
-    for query in ("garden visitors", "harbor terminal"):
+    for query in ("garden visitors", "harbor terminal", "bridge"):
         assert [p["bm25_score"] for p in qa.search(query)] == pytest.approx(
             [p["bm25_score"] for p in fresh.search(query)], abs=2e-3)
+    assert qa.search("ferry terminal", retrieval=Retrieval("bm25")) == []  # only the old a.txt had them
 
 
 def test_a_collection_of_another_model_is_refused_and_kept(seeds_milvus, tmp_path):
