@@ -150,6 +150,8 @@ class QA:
             try:
                 return load_onnx_encoder(self._loaded.folder)
             except ModelError as exc:
+                if not self.backend.rebuilds_when_damaged:  # Milvus: the export is the cache's, not the index's
+                    raise ModelError(f"{exc}; delete that folder and ask again: it is made anew") from None
                 self._heal(str(exc))
                 return load_onnx_encoder(self._loaded.folder)
         return self.encoder()

@@ -17,6 +17,7 @@ pytest.importorskip("pymilvus")
 
 from qa import bm25_weights, retrieve  # noqa: E402
 from qa.api import QA  # noqa: E402
+from qa.embed import ModelError, load_onnx_encoder  # noqa: E402
 from qa.milvus import MilvusBackend, MilvusConfig, MilvusError, Stats  # noqa: E402
 from qa.retrieve import Retrieval  # noqa: E402
 from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402
@@ -115,6 +116,20 @@ def test_a_collection_of_another_model_is_refused_and_kept(seeds_milvus, tmp_pat
     with pytest.raises(MilvusError, match=r"holds passages embedded by .*\(int8.*--rebuild"):
         other.ask("who built Stargate data centers")
     assert seeds_milvus.staleness() is None  # still there, still current for its own model
+
+
+def test_a_damaged_encoder_export_is_said_and_the_collection_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "a.txt", "Harbor news\n\nThe harbor authority approved a new ferry terminal on Friday.")
+    qa = QA(corpus, backend=_milvus(tmp_path))
+    qa.build()
+    (qa.index_folder() / "encoder.onnx").write_bytes(b"not a model")
+    load_onnx_encoder.cache_clear()
+    again = QA(corpus, backend=qa.backend)
+    with pytest.raises(ModelError, match="is damaged.*delete that folder"):
+        again.search("ferry terminal")
+    assert again.staleness() is None and again.summary()["passages"] == 1
 
 
 def test_a_collection_qa_did_not_make_is_never_touched(tmp_path):
