@@ -8,8 +8,11 @@ starts no slower for them.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
@@ -88,21 +91,66 @@ def _run(action: Callable[[], None]) -> None:
             _live_progress.pop().stop()
 
 
-def _make_qa(corpus: str, index: str, model: str, precision: Enum, strict: bool, quiet: bool,
-             follow_links: bool, where: tuple[Enum, str | None, str]) -> QA:
-    notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{shown(message)}[/]"))
-    return QA(corpus, index, model, strict=strict, follow_links=follow_links, precision=precision.value,
-              on_notice=notice, on_progress=_progress_bar(quiet), backend=_backend(*where))
+@dataclass(frozen=True)
+class Where:
+    """Which articles, which model, and where their index is kept: what every command is given."""
+
+    corpus: str
+    index: str
+    model: str
+    precision: Enum
+    strict: bool
+    follow_links: bool
+    backend: Enum
+    milvus_uri: Optional[str]
+    milvus_collection: str
+
+    def qa(self, quiet: bool) -> QA:
+        notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{shown(message)}[/]"))
+        return QA(self.corpus, self.index, self.model, strict=self.strict, follow_links=self.follow_links,
+                  precision=self.precision.value, on_notice=notice, on_progress=_progress_bar(quiet),
+                  backend=self._backend())
+
+    def _backend(self) -> MilvusBackend | None:
+        """None (the index folder) or the Milvus backend."""
+        if self.backend.value != "milvus":
+            return None
+        if not self.milvus_uri:
+            raise QAError("--backend milvus needs --milvus-uri (a database file such as ./milvus.db, or "
+                          "http://host:19530) or QA_MILVUS_URI")
+        return MilvusBackend(MilvusConfig(self.milvus_uri, self.milvus_collection, os.environ.get("QA_MILVUS_TOKEN")))
 
 
-def _backend(backend: Enum, milvus_uri: str | None, collection: str):
-    """None (the index folder) or the Milvus backend."""
-    if backend.value != "milvus":
-        return None
-    if not milvus_uri:
-        raise QAError("--backend milvus needs --milvus-uri (a database file such as ./milvus.db, or "
-                      "http://host:19530) or QA_MILVUS_URI")
-    return MilvusBackend(MilvusConfig(milvus_uri, collection, os.environ.get("QA_MILVUS_TOKEN")))
+def takes_options(name: str, options: dict[str, tuple[object, object]], make: Callable[..., object]):
+    """A decorator giving a command `options` ({parameter: (type, typer option)}) as parameters,
+    which typer reads from its signature, and handing them to it as one argument `name` made by
+    `make(**values)`: options several commands share are declared once."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != name]
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+                 for key, (kind, option) in options.items()]
+
+        @functools.wraps(command)
+        def wrapper(**values):
+            shared = make(**{key: values.pop(key) for key in options})
+            return command(**values, **{name: shared})
+
+        wrapper.__signature__ = signature.replace(parameters=own + added)
+        return wrapper
+
+    return decorate
+
+
+takes_where = takes_options("where", {
+    "corpus": (str, CorpusOption), "index": (str, IndexOption), "model": (str, ModelOption),
+    "precision": (PrecisionChoice, PrecisionOption), "strict": (bool, StrictOption),
+    "follow_links": (bool, FollowLinksOption), "backend": (BackendChoice, BackendOption),
+    "milvus_uri": (Optional[str], MilvusUriOption), "milvus_collection": (str, MilvusCollectionOption)}, Where)
+takes_ranking = takes_options("ranking", {
+    "retriever": (RetrieverChoice, RetrieverOption), "fusion": (FusionChoice, FusionOption),
+    "alpha": (float, AlphaOption)}, lambda retriever, fusion, alpha: Retrieval(retriever.value, fusion.value, alpha))
 
 
 def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
@@ -150,6 +198,8 @@ ExplainOption = typer.Option(
 
 
 @app.command()
+@takes_ranking
+@takes_where
 def ask(
     question: Optional[str] = typer.Argument(None, help="The question, in quotes."),
     file: Optional[Path] = typer.Option(
@@ -158,38 +208,25 @@ def ask(
     top_k: int = TopKOption,
     json_output: bool = JsonOption,
     explain: bool = ExplainOption,
-    corpus: str = CorpusOption,
-    index: str = IndexOption,
-    model: str = ModelOption,
-    precision: PrecisionChoice = PrecisionOption,
-    retriever: RetrieverChoice = RetrieverOption,
-    fusion: FusionChoice = FusionOption,
-    alpha: float = AlphaOption,
-    strict: bool = StrictOption,
-    follow_links: bool = FollowLinksOption,
-    backend: BackendChoice = BackendOption,
-    milvus_uri: Optional[str] = MilvusUriOption,
-    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
+    where: Where = None,
+    ranking: Retrieval = None,
 ) -> None:
     """Answer QUESTION (or each line of --file) from the articles, with the sentence it comes from and citations."""
 
     def action() -> None:
         if (question is None) == (file is None):
             raise QAError("give a question or --file FILE (- for stdin), not both and not neither")
-        options = dict(top_k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha), reader=reader,
-                       explain=explain)
+        options = dict(top_k=top_k, retrieval=ranking, reader=reader, explain=explain)
         if file is not None:
-            _ask_batch(_make_qa(corpus, index, model, precision, strict, True, follow_links,
-                                (backend, milvus_uri, milvus_collection)), file, options)
+            _ask_batch(where.qa(quiet=True), file, options)
             return
-        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links,
-                      (backend, milvus_uri, milvus_collection))
+        qa = where.qa(quiet=json_output)
         result = qa.ask(question, **options)
         if json_output:
             print(json_line({**json_shape(result), "warnings": qa.warnings}))
         else:
-            View(out, Path(corpus)).answer(result, explain=explain)
+            View(out, Path(where.corpus)).answer(result, explain=explain)
 
     _run(action)
 
@@ -239,57 +276,40 @@ def _batch_progress(total: int | None) -> Callable[[], None] | None:
 
 
 @app.command()
+@takes_ranking
+@takes_where
 def search(
     query: str = typer.Argument(..., help="What to look for."),
     top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=1000, help="Passages to show."),
     json_output: bool = JsonOption,
-    corpus: str = CorpusOption,
-    index: str = IndexOption,
-    model: str = ModelOption,
-    precision: PrecisionChoice = PrecisionOption,
-    retriever: RetrieverChoice = RetrieverOption,
-    fusion: FusionChoice = FusionOption,
-    alpha: float = AlphaOption,
-    strict: bool = StrictOption,
-    follow_links: bool = FollowLinksOption,
-    backend: BackendChoice = BackendOption,
-    milvus_uri: Optional[str] = MilvusUriOption,
-    milvus_collection: str = MilvusCollectionOption,
+    where: Where = None,
+    ranking: Retrieval = None,
 ) -> None:
     """Rank the passages for QUERY, showing fused and per-retriever ranks."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, json_output, follow_links,
-                      (backend, milvus_uri, milvus_collection))
-        passages = qa.search(query, k=top_k, retrieval=Retrieval(retriever.value, fusion.value, alpha))
+        qa = where.qa(quiet=json_output)
+        passages = qa.search(query, k=top_k, retrieval=ranking)
         if json_output:
             print(json_line({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
         else:
-            View(out, Path(corpus)).passages(passages, title=f"Passages for: {shown(query.strip())}")
+            View(out, Path(where.corpus)).passages(passages, title=f"Passages for: {shown(query.strip())}")
 
     _run(action)
 
 
 @app.command()
+@takes_where
 def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild from scratch even if nothing changed."),
     verify: bool = typer.Option(False, "--verify", help="Hash every index file, the big ones too, and rebuild "
                                                         "the index if one does not match."),
-    corpus: str = CorpusOption,
-    index: str = IndexOption,
-    model: str = ModelOption,
-    precision: PrecisionChoice = PrecisionOption,
-    strict: bool = StrictOption,
-    follow_links: bool = FollowLinksOption,
-    backend: BackendChoice = BackendOption,
-    milvus_uri: Optional[str] = MilvusUriOption,
-    milvus_collection: str = MilvusCollectionOption,
+    where: Where = None,
 ) -> None:
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
-                      (backend, milvus_uri, milvus_collection))
+        qa = where.qa(quiet=False)
         report = qa.build(force=rebuild, verify=verify)
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
@@ -306,32 +326,22 @@ def index(
 
 
 @app.command()
+@takes_ranking
+@takes_where
 def chat(
     top_k: int = TopKOption,
     explain: bool = ExplainOption,
-    corpus: str = CorpusOption,
-    index: str = IndexOption,
-    model: str = ModelOption,
-    precision: PrecisionChoice = PrecisionOption,
-    retriever: RetrieverChoice = RetrieverOption,
-    fusion: FusionChoice = FusionOption,
-    alpha: float = AlphaOption,
-    strict: bool = StrictOption,
-    follow_links: bool = FollowLinksOption,
-    backend: BackendChoice = BackendOption,
-    milvus_uri: Optional[str] = MilvusUriOption,
-    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
+    where: Where = None,
+    ranking: Retrieval = None,
 ) -> None:
     """Ask one question after another at a prompt, with everything loaded once (:help lists its commands)."""
     from qa import chat as session
 
     def action() -> None:
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
-                      (backend, milvus_uri, milvus_collection))
+        qa = where.qa(quiet=False)
         qa.warm(reader)
-        talk = session.Chat(qa, View(out, Path(corpus)), Retrieval(retriever.value, fusion.value, alpha), top_k,
-                            reader, explain)
+        talk = session.Chat(qa, View(out, Path(where.corpus)), ranking, top_k, reader, explain)
         out.print(f"[dim]{talk.greeting()}[/]")
         session.run(talk, session.history_file())
 
@@ -339,25 +349,17 @@ def chat(
 
 
 @app.command()
+@takes_ranking
+@takes_where
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs a token."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     token: Optional[str] = typer.Option(
         None, "--token", envvar="QA_TOKEN", show_envvar=True,
         help="Require 'Authorization: Bearer TOKEN' on every request."),
-    corpus: str = CorpusOption,
-    index: str = IndexOption,
-    model: str = ModelOption,
-    precision: PrecisionChoice = PrecisionOption,
-    retriever: RetrieverChoice = RetrieverOption,
-    fusion: FusionChoice = FusionOption,
-    alpha: float = AlphaOption,
-    strict: bool = StrictOption,
-    follow_links: bool = FollowLinksOption,
-    backend: BackendChoice = BackendOption,
-    milvus_uri: Optional[str] = MilvusUriOption,
-    milvus_collection: str = MilvusCollectionOption,
     reader: Optional[str] = ReaderOption,
+    where: Where = None,
+    ranking: Retrieval = None,
 ) -> None:
     """Serve POST /ask, POST /search and GET /health as JSON over HTTP (docs at /docs); needs the serve extra."""
 
@@ -366,11 +368,9 @@ def serve(
             from qa.serve import serve as run_server
         except ImportError as exc:
             raise QAError(f"qa serve needs the serve extra ({exc.name} is missing): pip install 'qa[serve]'") from None
-        qa = _make_qa(corpus, index, model, precision, strict, False, follow_links,
-                      (backend, milvus_uri, milvus_collection))
-        run_server(qa, host, port, token or None,
+        run_server(where.qa(quiet=False), host, port, token or None,
                    on_ready=lambda url: err.print(f"serving on {url} (docs at {url}/docs); Ctrl-C stops"),
-                   reader=reader, retrieval=Retrieval(retriever.value, fusion.value, alpha))
+                   reader=reader, retrieval=ranking)
 
     _run(action)
 
