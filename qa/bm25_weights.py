@@ -25,10 +25,11 @@ AVGDL_DRIFT = 0.01
 this fraction from the one they were written with; below it a score moves by well under 1%."""
 
 
-def passage_weights(counts: Counter, avgdl: float, dimensions: dict[str, int]) -> dict[int, float]:
+def passage_weights(counts: Counter, avgdl: float) -> dict[str, float]:
+    """Each term's weight in a passage whose terms occur `counts` times."""
     length = sum(counts.values())
     norm = BM25_K1 * (1 - BM25_B + BM25_B * length / avgdl) if avgdl else BM25_K1
-    return {dimensions[term]: tf / (tf + norm) for term, tf in counts.items()}
+    return {term: tf / (tf + norm) for term, tf in counts.items()}
 
 
 def okapi_idf(df: int, passages: int, average_idf: float) -> float:

@@ -150,7 +150,8 @@ class Stats:
             self.changed.add(term)
 
     def weights(self, terms: list[str]) -> dict[int, float]:
-        return bm25_weights.passage_weights(Counter(terms), self.avgdl, {t: e[0] for t, e in self.terms.items()})
+        return {self.terms[term][0]: weight
+                for term, weight in bm25_weights.passage_weights(Counter(terms), self.avgdl).items()}
 
 
 class MilvusBackend:
