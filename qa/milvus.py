@@ -196,11 +196,14 @@ class MilvusBackend:
         mismatch = _mismatch(meta, model_name, precision)
         if mismatch:
             return mismatch
+        return self._changes(meta, self._known_articles(), corpus, follow_links)
+
+    def _changes(self, meta: dict, known: dict[str, dict], corpus, follow_links: bool) -> str | None:
+        """What a build must do for the corpus, given the collection's meta row and articles."""
         if meta["pending"]:
             return "a build was interrupted"
-        known = {row["key"][2:]: row["data"] for row in self._articles()}
-        known.update({f["source"]: f for f in meta["skipped_files"]})
-        return store.corpus_changes(corpus, known, follow_links)
+        return store.corpus_changes(corpus, {**known, **{f["source"]: f for f in meta["skipped_files"]}},
+                                    follow_links)
 
     def load(self) -> "MilvusIndex":
         meta = self.meta()
@@ -212,8 +215,9 @@ class MilvusBackend:
         export = encoder_export(meta["model"], make_encoder=None)
         return MilvusIndex(self, meta, export)
 
-    def _articles(self) -> list[dict]:
-        return self._scan(self.catalog, 'kind == "article"', ["key", "data"])
+    def _known_articles(self) -> dict[str, dict]:
+        """source -> what the catalog recorded of it (sha256, title, size, mtime_ns)."""
+        return {row["key"][2:]: row["data"] for row in self._scan(self.catalog, 'kind == "article"', ["key", "data"])}
 
     def _scan(self, collection: str, where: str, fields: list[str]) -> list[dict]:
         return [row for batch in self._batches(collection, where, fields) for row in batch]
@@ -266,10 +270,11 @@ class MilvusBackend:
         if force and meta is not None:
             self._drop()
             meta = None
+        known = self._known_articles() if meta is not None else {}
+        reason = "rebuild requested" if force else None if meta is not None else "no index yet"
         if meta is None:
             meta = self._create(model)
         articles, listing, skipped, _ = read_articles(corpus, strict, follow_links)
-        known = {row["key"][2:]: row["data"] for row in self._articles()}
         wanted = {a.source: a for a in articles}
         stale = sorted(s for s in known if s not in wanted or known[s]["sha256"] != wanted[s].sha256)
         repair = verify or bool(meta["pending"])
@@ -279,8 +284,7 @@ class MilvusBackend:
         if not (stale or fresh or repair or skipped_files != meta["skipped_files"]):
             return BuildReport(False, "up to date", len(known), meta["counts"]["passages"], 0, 0.0,
                                time.perf_counter() - began, skipped)
-        reason = "rebuild requested" if force else self.staleness(corpus, model_name, follow_links, precision) \
-            or "verify requested"
+        reason = reason or self._changes(meta, known, corpus, follow_links) or "verify requested"
         stats = self._stats(meta)
         meta["pending"] = sorted({*stale, *(a.source for a in fresh)})
         self._write_meta(meta)  # from here until it is emptied again, an interruption is repaired next time
@@ -485,8 +489,7 @@ class MilvusIndex:
         self.folder = export
         self.size = meta["counts"]["passages"]
         self.bm25 = meta["bm25"]
-        self.dense_params = {"metric_type": "IP"} if backend.config.local else \
-            {"metric_type": "IP", "params": {"ef": store.HNSW_EF_SEARCH}}
+        self.hnsw = not backend.config.local  # see MilvusBackend._create
 
     def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]:
         counts = Counter(term[:MAX_TERM] for term in terms)
@@ -502,8 +505,8 @@ class MilvusIndex:
         return _ranked(found[0], positive_only=True)
 
     def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        params = dict(self.dense_params)
-        if "params" in params:
+        params = {"metric_type": "IP"}
+        if self.hnsw:  # ef must be at least the number of results
             params["params"] = {"ef": max(store.HNSW_EF_SEARCH, depth)}
         found = self.backend._call(self.client.search, self.collection, data=[np.asarray(vector).reshape(-1).tolist()],
                                    anns_field="dense", limit=depth, output_fields=["id"], search_params=params)
