@@ -25,7 +25,7 @@ from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
 from qa.milvus import MilvusBackend, MilvusConfig
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
+from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, Retrieval, weighted_fusion
 from qa.squad import load_gold, load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +85,6 @@ def rankers_for(files: QA, milvus: QA, builtin) -> dict[str, Callable[[str], lis
         return [{"source": passages[i].source, "text": passages[i].text} for i in best]
 
     def search(qa: QA, retriever: str) -> Callable[[str], list[dict]]:
-        from qa.retrieve import Retrieval
-
         return lambda query: qa.search(query, k=10, retrieval=Retrieval(retriever))
 
     return {
