@@ -50,17 +50,9 @@ from qa.answer import answer
 from qa.api import QA
 from qa.build import build_index
 from qa.chunk import split_sentences
-from qa.embed import (
-    BATCH_SIZE,
-    BUILD_WORKERS,
-    DEFAULT_MODEL,
-    DEFAULT_PRECISION,
-    ONNX_BATCH_SIZE,
-    PRECISIONS,
-    OnnxEncoder,
-    load_encoder,
-)
+from qa.embed import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, load_encoder
 from qa.ingest import read_corpus
+from qa.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, OnnxEncoder
 from qa.read import load_shipped_reader
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
 from qa.squad import load_squad

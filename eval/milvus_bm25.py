@@ -39,7 +39,7 @@ def builtin_bm25(milvus: QA, segment_rows: int):
     a search by raw text returning (id, score) pairs."""
     from pymilvus import DataType, Function, FunctionType
 
-    client = milvus.backend.client()
+    client = milvus.backend.milvus.client
     name = milvus.backend.config.collection + "_builtin_bm25"
     schema = client.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)

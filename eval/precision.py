@@ -29,17 +29,8 @@ from eval.evaluate import is_relevant
 from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
-from qa.embed import (
-    BUILD_WORKERS,
-    DEFAULT_MODEL,
-    ONNX_BATCH_SIZE,
-    ONNX_CONFIG,
-    ONNX_FILE,
-    ONNX_TOKENIZER,
-    OnnxEncoder,
-    load_encoder,
-    quantize_int8,
-)
+from qa.embed import DEFAULT_MODEL, load_encoder, quantize_int8
+from qa.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, ONNX_CONFIG, ONNX_FILE, ONNX_TOKENIZER, OnnxEncoder
 from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
 from qa.squad import load_squad
 

@@ -19,18 +19,10 @@ from qa.answer import Answer, answer
 from qa.backend import Backend, FileBackend, OpenIndex
 from qa.build import BuildReport
 from qa.chunk import Passage
-from qa.embed import (
-    DEFAULT_MODEL,
-    DEFAULT_PRECISION,
-    Encoder,
-    ModelError,
-    OnnxEncoder,
-    has_onnx_export,
-    load_encoder,
-    load_onnx_encoder,
-)
-from qa.errors import QAError, QuestionError
+from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
+from qa.errors import ModelError, QAError, QuestionError
 from qa.ingest import Article
+from qa.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
 from qa.read import Calibration, load_shipped_reader
 from qa.reader import load_reader
 from qa.retrieve import Hit, Retrieval, Retriever

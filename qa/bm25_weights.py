@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 
 from qa.retrieve import BM25_B, BM25_K1, BM25S_ABOVE, IDF_FLOOR
 
@@ -32,6 +33,33 @@ def passage_weights(counts: Counter, avgdl: float) -> dict[str, float]:
     return {term: tf / (tf + norm) for term, tf in counts.items()}
 
 
+@dataclass
+class Stats:
+    """A collection's BM25 statistics, kept up to date as passages come and go: counts, and every
+    term's sparse dimension and document frequency."""
+
+    passages: int = 0
+    total_length: int = 0
+    avgdl: float = 0.0  # the average the stored weights were computed with
+    next_term: int = 1  # dimension 0 is the placeholder of passages without terms
+    terms: dict[str, list[int]] = field(default_factory=dict)  # term -> [dimension, document frequency]
+    changed: set[str] = field(default_factory=set)
+
+    def add(self, terms: list[str], sign: int) -> None:
+        self.passages += sign
+        self.total_length += sign * len(terms)
+        for term in set(terms):
+            entry = self.terms.get(term)
+            if entry is None:
+                entry = self.terms[term] = [self.next_term, 0]
+                self.next_term += 1
+            entry[1] += sign
+            self.changed.add(term)
+
+    def weights(self, terms: list[str]) -> dict[int, float]:
+        return {self.terms[term][0]: weight for term, weight in passage_weights(Counter(terms), self.avgdl).items()}
+
+
 def okapi_idf(df: int, passages: int, average_idf: float) -> float:
     """rank-bm25's BM25Okapi idf (written as it computes it), floored as qa.retrieve.OkapiBM25 does."""
     idf = math.log(passages - df + 0.5) - math.log(df + 0.5)
@@ -44,8 +72,8 @@ def robertson_idf(df: int, passages: int) -> float:
     return math.log(inner) if inner > 1 else 0.0
 
 
-def corpus_statistics(stats) -> dict:
-    """What questions are weighted with, saved with the collection (`stats`: qa.milvus.Stats)."""
+def corpus_statistics(stats: Stats) -> dict:
+    """What questions are weighted with, saved with the collection."""
     n = stats.passages
     average = 0.0
     if 0 < n <= BM25S_ABOVE and stats.terms:

@@ -22,17 +22,10 @@ import numpy as np
 
 from qa import chunk, ingest, retrieve
 from qa.chunk import Passage
-from qa.embed import (
-    DEFAULT_PRECISION,
-    ONNX_CONFIG,
-    ONNX_FILES,
-    ONNX_OUTPUTS,
-    ModelError,
-    build_encoder,
-    has_onnx_export,
-    resolve_model,
-)
+from qa.embed import DEFAULT_PRECISION, resolve_model
+from qa.errors import ModelError
 from qa.folder import build_lock, remove_leftovers
+from qa.onnx_encoder import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, build_encoder, has_onnx_export
 from qa.store import (
     DENSE,
     FORMAT_VERSION,

@@ -8,24 +8,26 @@ starts no slower for them.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import os
 import sys
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 from rich.console import Console
 
-from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA, json_shape
-from qa.backend import BACKENDS
-from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
+from qa import progress
+from qa.api import QA, json_shape
+from qa.cli_options import (
+    ExplainOption,
+    JsonOption,
+    ReaderOption,
+    TopKOption,
+    Where,
+    takes_ranking,
+    takes_where,
+)
 from qa.errors import QAError, interruption
-from qa.milvus import DEFAULT_COLLECTION, MilvusBackend, MilvusConfig
-from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
+from qa.retrieve import Retrieval
 from qa.view import View, json_line, shown
 
 app = typer.Typer(
@@ -35,41 +37,6 @@ app = typer.Typer(
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
-
-
-RetrieverChoice = Enum("RetrieverChoice", {name: name for name in RETRIEVERS}, type=str)
-FusionChoice = Enum("FusionChoice", {name: name for name in FUSIONS}, type=str)
-PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
-
-
-CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html articles (searched recursively).")
-IndexOption = typer.Option(DEFAULT_INDEX, "--index", help="Folder where the index is kept.")
-ModelOption = typer.Option(DEFAULT_MODEL, "--model", help="Embedding model: a sentence-transformers name or local folder.")
-PrecisionOption = typer.Option(
-    PrecisionChoice(DEFAULT_PRECISION), "--precision",
-    help="How the model's weights run for passages and questions alike (int8: faster builds; its retrieval "
-         "cost is in the README). Changing it rebuilds the index.")
-RetrieverOption = typer.Option(RetrieverChoice(Retrieval.retriever), "--retriever", help="Which ranking to use.")
-FusionOption = typer.Option(
-    FusionChoice(Retrieval.fusion), "--fusion",
-    help="How hybrid combines rankings: min-max normalized scores weighted by --alpha, or reciprocal rank fusion (k=60).")
-AlphaOption = typer.Option(Retrieval.alpha, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
-JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
-StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
-FollowLinksOption = typer.Option(
-    False, "--follow-links", help="Also index files and folders that links in the corpus lead to outside it.")
-BackendChoice = Enum("BackendChoice", {name: name for name in BACKENDS}, type=str)
-BackendOption = typer.Option(
-    BackendChoice("files"), "--backend", envvar="QA_BACKEND",
-    help="Where the index is kept: files in --index, or a Milvus collection at --milvus-uri.")
-MilvusUriOption = typer.Option(
-    None, "--milvus-uri", envvar="QA_MILVUS_URI",
-    help="Milvus Lite database file (e.g. ./milvus.db) or server URI (http://host:19530); its token, if any, "
-         "in QA_MILVUS_TOKEN.")
-MilvusCollectionOption = typer.Option(DEFAULT_COLLECTION, "--milvus-collection", help="Milvus collection to use.")
-
-
-_live_progress: list = []  # progress bars on screen: stopped on any way out, so the cursor comes back
 
 
 def _run(action: Callable[[], None]) -> None:
@@ -87,114 +54,15 @@ def _run(action: Callable[[], None]) -> None:
         err.print(f"[bold red]error:[/] {shown((exc.strerror or str(exc)) + where)}")
         raise typer.Exit(1) from None
     finally:
-        while _live_progress:
-            _live_progress.pop().stop()
+        progress.stop_all()
 
 
-@dataclass(frozen=True)
-class Where:
-    """Which articles, which model, and where their index is kept: what every command is given."""
-
-    corpus: str
-    index: str
-    model: str
-    precision: Enum
-    strict: bool
-    follow_links: bool
-    backend: Enum
-    milvus_uri: Optional[str]
-    milvus_collection: str
-
-    def qa(self, quiet: bool) -> QA:
-        notice = (lambda message: None) if quiet else (lambda message: err.print(f"[dim]{shown(message)}[/]"))
-        return QA(self.corpus, self.index, self.model, strict=self.strict, follow_links=self.follow_links,
-                  precision=self.precision.value, on_notice=notice, on_progress=_progress_bar(quiet),
-                  backend=self._backend())
-
-    def _backend(self) -> MilvusBackend | None:
-        """None (the index folder) or the Milvus backend."""
-        if self.backend.value != "milvus":
-            return None
-        if not self.milvus_uri:
-            raise QAError("--backend milvus needs --milvus-uri (a database file such as ./milvus.db, or "
-                          "http://host:19530) or QA_MILVUS_URI")
-        return MilvusBackend(MilvusConfig(self.milvus_uri, self.milvus_collection, os.environ.get("QA_MILVUS_TOKEN")))
-
-
-def takes_options(name: str, options: dict[str, tuple[object, object]], make: Callable[..., object]):
-    """A decorator giving a command `options` ({parameter: (type, typer option)}) as parameters,
-    which typer reads from its signature, and handing them to it as one argument `name` made by
-    `make(**values)`: options several commands share are declared once."""
-
-    def decorate(command: Callable) -> Callable:
-        signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != name]
-        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
-                 for key, (kind, option) in options.items()]
-
-        @functools.wraps(command)
-        def wrapper(**values):
-            shared = make(**{key: values.pop(key) for key in options})
-            return command(**values, **{name: shared})
-
-        wrapper.__signature__ = signature.replace(parameters=own + added)
-        return wrapper
-
-    return decorate
-
-
-takes_where = takes_options("where", {
-    "corpus": (str, CorpusOption), "index": (str, IndexOption), "model": (str, ModelOption),
-    "precision": (PrecisionChoice, PrecisionOption), "strict": (bool, StrictOption),
-    "follow_links": (bool, FollowLinksOption), "backend": (BackendChoice, BackendOption),
-    "milvus_uri": (Optional[str], MilvusUriOption), "milvus_collection": (str, MilvusCollectionOption)}, Where)
-takes_ranking = takes_options("ranking", {
-    "retriever": (RetrieverChoice, RetrieverOption), "fusion": (FusionChoice, FusionOption),
-    "alpha": (float, AlphaOption)}, lambda retriever, fusion, alpha: Retrieval(retriever.value, fusion.value, alpha))
-
-
-def _progress_bar(quiet: bool) -> Callable[[int, int], None] | None:
-    """A rich progress bar driven by (done, total) callbacks: passages/s and time left."""
-    if quiet or not err.is_terminal:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        if "progress" not in state:
-            progress = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                                TextColumn("{task.fields[rate]}"),
-                                TimeRemainingColumn(), console=err, transient=True)
-            state["progress"] = progress
-            state["task"] = progress.add_task("embed", total=total, rate="")
-            progress.start()
-            _live_progress.append(progress)
-        progress = state["progress"]
-        task = progress.tasks[0]
-        rate = f"{task.speed:.0f} passages/s" if task.speed else ""
-        progress.update(state["task"], completed=done, total=total, rate=rate)
-        if done >= total:
-            progress.stop()
-            _live_progress.remove(progress)
-            state.clear()
-
-    return update
-
-
-ReaderOption = typer.Option(
-    None, "--reader", help="A transformers extractive-QA model (local folder or cached name, loaded offline) "
-                           "to pick the answer instead of the built-in reader.")
-TopKOption = typer.Option(DEFAULT_TOP_K, "--top-k", "-k", min=1, max=100, help="Passages to read for the answer.")
-ExplainOption = typer.Option(
-    False, "--explain", help="Show why: each passage read, the reader's margin for it, and the threshold.")
+def _open(where: Where, quiet: bool) -> QA:
+    """The QA of these options; unless `quiet`, its notices and build progress on stderr."""
+    if quiet:
+        return where.qa(on_notice=lambda message: None, on_progress=None)
+    return where.qa(on_notice=lambda message: err.print(f"[dim]{shown(message)}[/]"),
+                    on_progress=progress.embedding(err))
 
 
 @app.command()
@@ -219,9 +87,9 @@ def ask(
             raise QAError("give a question or --file FILE (- for stdin), not both and not neither")
         options = dict(top_k=top_k, retrieval=ranking, reader=reader, explain=explain)
         if file is not None:
-            _ask_batch(where.qa(quiet=True), file, options)
+            _ask_batch(_open(where, quiet=True), file, options)
             return
-        qa = where.qa(quiet=json_output)
+        qa = _open(where, quiet=json_output)
         result = qa.ask(question, **options)
         if json_output:
             print(json_line({**json_shape(result), "warnings": qa.warnings}))
@@ -240,7 +108,7 @@ def _ask_batch(qa: QA, file: Path, options: dict) -> None:
     with stream:
         # A file is counted first, for the progress bar's total; stdin is answered as it arrives.
         questions = read_questions(stream) if piped else list(read_questions(stream))
-        advance = _batch_progress(None if piped else len(questions))
+        advance = progress.answering(err, None if piped else len(questions))
         bad = 0
         for result in answer_each(qa, iter(questions), on_answered=advance, **options):
             if "error" in result:
@@ -249,30 +117,6 @@ def _ask_batch(qa: QA, file: Path, options: dict) -> None:
             print(json_line(result), flush=True)
     if bad:
         raise typer.Exit(1)
-
-
-def _batch_progress(total: int | None) -> Callable[[], None] | None:
-    """A progress bar on stderr when it is a terminal; `total` None (stdin) counts without an end."""
-    if not err.is_terminal or total == 0:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err, transient=True)
-    task = progress.add_task("answer", total=total)
-    progress.start()
-    _live_progress.append(progress)
-
-    def advance() -> None:
-        progress.advance(task)
-
-    return advance
 
 
 @app.command()
@@ -288,7 +132,7 @@ def search(
     """Rank the passages for QUERY, showing fused and per-retriever ranks."""
 
     def action() -> None:
-        qa = where.qa(quiet=json_output)
+        qa = _open(where, quiet=json_output)
         passages = qa.search(query, k=top_k, retrieval=ranking)
         if json_output:
             print(json_line({"query": query.strip(), "passages": passages, "warnings": qa.warnings}))
@@ -309,7 +153,7 @@ def index(
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = where.qa(quiet=False)
+        qa = _open(where, quiet=False)
         report = qa.build(force=rebuild, verify=verify)
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
@@ -339,7 +183,7 @@ def chat(
     from qa import chat as session
 
     def action() -> None:
-        qa = where.qa(quiet=False)
+        qa = _open(where, quiet=False)
         qa.warm(reader)
         talk = session.Chat(qa, View(out, Path(where.corpus)), ranking, top_k, reader, explain)
         out.print(f"[dim]{talk.greeting()}[/]")
@@ -368,7 +212,7 @@ def serve(
             from qa.serve import serve as run_server
         except ImportError as exc:
             raise QAError(f"qa serve needs the serve extra ({exc.name} is missing): pip install 'qa[serve]'") from None
-        run_server(where.qa(quiet=False), host, port, token or None,
+        run_server(_open(where, quiet=False), host, port, token or None,
                    on_ready=lambda url: err.print(f"serving on {url} (docs at {url}/docs); Ctrl-C stops"),
                    reader=reader, retrieval=ranking)
 

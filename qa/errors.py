@@ -5,6 +5,10 @@ class QAError(Exception):
     """Something a user can fix; the message says what is wrong and what to do."""
 
 
+class ModelError(QAError):
+    """The embedding model cannot be loaded or is not the one it claims to be."""
+
+
 class QuestionError(QAError):
     """This question or query cannot be asked (it is empty); other questions still can."""
 

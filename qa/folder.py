@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from qa.embed import ONNX_FILES
+from qa.onnx_encoder import ONNX_FILES
 from qa.store import (
     DENSE,
     GENERATION_MARK,

@@ -22,15 +22,9 @@ from typing import Sequence
 import numpy as np
 
 from qa.cache import cached_folder
-from qa.embed import (
-    DEFAULT_WEIGHTS_SHA256,
-    file_sha256,
-    onnx_session,
-    packaged_model_dir,
-    quantize_int8,
-    resolve_model,
-)
+from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir, quantize_int8, resolve_model
 from qa.errors import QAError
+from qa.onnx_encoder import onnx_session
 from qa.spans import SpanChoice, best_spans
 from qa.windows import Windower, padded
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from qa.errors import QAError
-from qa.milvus import MilvusConfig, connect
+from qa.milvus_client import MilvusConfig, connect
 from tests.conftest import ROOT
 
 

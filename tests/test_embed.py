@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from qa import embed
-from qa.embed import (
-    DEFAULT_MODEL,
-    DEFAULT_WEIGHTS_SHA256,
-    Encoder,
-    ModelError,
-    load_encoder,
-    resolve_model,
-)
+from qa.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256, Encoder, load_encoder, resolve_model
+from qa.errors import ModelError
 
 
 def test_default_model_resolves_offline_with_verified_weights():
@@ -67,7 +61,7 @@ VARIED = [
 
 
 def test_onnx_export_reproduces_sentence_transformers(tmp_path):
-    from qa.embed import OnnxEncoder
+    from qa.onnx_encoder import OnnxEncoder
 
     encoder = load_encoder(DEFAULT_MODEL)
     assert encoder.export_onnx(tmp_path, precision="fp32")
@@ -79,7 +73,7 @@ def test_onnx_export_reproduces_sentence_transformers(tmp_path):
 
 
 def test_int8_export_keeps_vectors_close_and_says_so(tmp_path):
-    from qa.embed import OnnxEncoder
+    from qa.onnx_encoder import OnnxEncoder
 
     encoder = load_encoder(DEFAULT_MODEL)
     assert encoder.export_onnx(tmp_path, precision="int8")

@@ -17,8 +17,10 @@ pytest.importorskip("pymilvus")
 
 from qa import bm25_weights, retrieve  # noqa: E402
 from qa.api import QA  # noqa: E402
-from qa.embed import ModelError, load_onnx_encoder  # noqa: E402
-from qa.milvus import MilvusBackend, MilvusConfig, MilvusError, Stats  # noqa: E402
+from qa.bm25_weights import Stats  # noqa: E402
+from qa.errors import ModelError  # noqa: E402
+from qa.milvus import MilvusBackend, MilvusConfig, MilvusError  # noqa: E402
+from qa.onnx_encoder import load_onnx_encoder  # noqa: E402
 from qa.retrieve import Retrieval  # noqa: E402
 from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402
 
@@ -136,7 +138,7 @@ def test_a_collection_qa_did_not_make_is_never_touched(tmp_path):
     backend = _milvus(tmp_path, collection="theirs")
     from pymilvus import DataType
 
-    client = backend.client()
+    client = backend.milvus.client
     schema = client.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)

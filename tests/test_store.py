@@ -9,12 +9,8 @@ import pytest
 
 from qa import build, store
 from qa.api import QA
-from qa.embed import (
-    DEFAULT_MODEL,
-    DEFAULT_PRECISION,
-    DEFAULT_WEIGHTS_SHA256,
-    OnnxEncoder,
-)
+from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_WEIGHTS_SHA256
+from qa.onnx_encoder import OnnxEncoder
 from qa.store import StoreError
 from tests.conftest import write_article as _write
 

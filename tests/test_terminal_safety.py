@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from qa import cli
+from qa import cli, progress
 from qa.cli import app
 from tests.conftest import ROOT
 
@@ -66,7 +66,7 @@ def test_json_escapes_c1_controls_and_carries_the_warnings(hostile, command):
 def test_an_interrupted_progress_bar_gives_the_cursor_back(monkeypatch):
     screen = io.StringIO()
     monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, width=80))
-    bar = cli._progress_bar(quiet=False)
+    bar = progress.embedding(cli.err)
 
     def embed_then_ctrl_c():
         bar(0, 100)
@@ -78,7 +78,7 @@ def test_an_interrupted_progress_bar_gives_the_cursor_back(monkeypatch):
     assert stop.value.exit_code == 130
     shown = screen.getvalue()
     assert "\x1b[?25l" in shown and shown.rindex("\x1b[?25h") > shown.rindex("\x1b[?25l")
-    assert "interrupted" in shown and not cli._live_progress
+    assert "interrupted" in shown and not progress._live
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from qa.embed import file_sha256
-
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")

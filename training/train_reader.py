@@ -35,12 +35,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from training.squad_data import Example, load_examples  # noqa: E402
 from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
 from qa.spans import best_spans  # noqa: E402
 from qa.squad import best_over_gold  # noqa: E402
 from qa.windows import Window, Windower, padded  # noqa: E402
-
+from training.squad_data import Example, load_examples  # noqa: E402
 
 CHECKPOINT_STEPS = 200  # a session can end mid-epoch; the last checkpoint is never older than this
 
