@@ -45,7 +45,7 @@ from rich.table import Table
 
 from eval.metrics import percentile
 from eval.results import write_results
-from qa import store
+from qa import freshness, store
 from qa.answer import answer
 from qa.api import QA
 from qa.build import build_index
@@ -196,7 +196,7 @@ def bench_real_build(sentences: list[str], work: Path, passages: int, precision:
 
 def bench_queries(corpus: Path, index: Path, questions: list[str], centers: np.ndarray | None) -> dict:
     real = centers is None
-    if not real and store.staleness(index, corpus, DEFAULT_MODEL) is not None:
+    if not real and freshness.staleness(index, corpus, DEFAULT_MODEL) is not None:
         bench_synthetic_build(corpus, index, centers)
     qa = QA(corpus, index)
     retriever = qa.retriever()

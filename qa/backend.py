@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
-from qa import store
+from qa import freshness, store
 from qa.build import BuildReport, build_index
 from qa.chunk import Passage
 from qa.ingest import Article
@@ -62,7 +62,7 @@ class FileBackend:
         self.location = str(self.index_dir)
 
     def staleness(self, corpus, model_name, follow_links, precision):
-        return store.staleness(self.index_dir, corpus, model_name, follow_links, precision)
+        return freshness.staleness(self.index_dir, corpus, model_name, follow_links, precision)
 
     def build(self, corpus, model_name, **options) -> BuildReport:
         return build_index(corpus, self.index_dir, model_name, **options)

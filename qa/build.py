@@ -1,8 +1,9 @@
 """Building an index: ingest -> chunk -> embed -> BM25 and FAISS -> a new generation, switched in.
 
 A build fills a staging folder beside the live generation and publishes it with one rename of
-the pointer, so readers see the old index or the new one, never a mix; vectors of unchanged
-articles are reused, and a failed or interrupted build leaves the live index as it was.
+the pointer (qa/generation.py), so readers see the old index or the new one, never a mix;
+vectors of unchanged articles are reused, and a failed or interrupted build leaves the live index
+as it was.
 """
 
 from __future__ import annotations
@@ -10,44 +11,29 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
 import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from qa import chunk, ingest, retrieve
-from qa.chunk import Passage
+from qa import chunk, ingest
 from qa.embed import DEFAULT_PRECISION, resolve_model
 from qa.errors import ModelError
 from qa.folder import build_lock, remove_leftovers
+from qa.freshness import staleness
+from qa.generation import publish, staging_folder
 from qa.onnx_encoder import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, build_encoder, has_onnx_export
 from qa.store import (
-    DENSE,
     FORMAT_VERSION,
-    GENERATION_MARK,
-    HNSW_ABOVE,
-    HNSW_EF_CONSTRUCTION,
-    HNSW_M,
     IN_MEMORY,
-    MANIFEST,
-    PASSAGE_OFFSETS,
-    PASSAGES,
-    POINTER,
-    TOKENS,
     StoreError,
     chunking_params,
     current_generation,
-    faiss_module,
-    file_check,
     load,
     read_manifest,
     safe_sha256,
-    staleness,
     verified,
 )
 
@@ -97,7 +83,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
         _, weights = resolve_model(model_name)
         model = {"name": model_name, "weights_sha256": weights, "precision": precision}
         live_model = _reusable_model_export(live, model, full_check=verify)
-        with _staging(index_dir, index_id) as staging:
+        with staging_folder(index_dir, index_id) as staging:
             # The export first: its transient memory is given back before the corpus is read.
             torch_encoder = _add_model_export(staging, live_model, model, make_encoder)
             if torch_encoder is None:
@@ -140,7 +126,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                 "skipped_files": skipped_files,
                 "skipped": skipped,
             }
-            generation = _publish(staging, index_dir, index_id, manifest, passages, vectors)
+            generation = publish(staging, index_dir, index_id, manifest, passages, vectors)
         remove_leftovers(index_dir, index_id, keep={generation.name} | ({live.name} if live else set()))
         return BuildReport(True, reason, len(files), len(passages), len(needed), embed_seconds,
                            time.perf_counter() - began, skipped)
@@ -164,13 +150,6 @@ def _previous_vectors(index_dir: Path, model: dict) -> dict[str, np.ndarray]:
         first, count = entry["passages"]
         reuse[entry["sha256"]] = vectors[first : first + count]
     return reuse
-
-
-def _write_json(path: Path, data) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def read_articles(corpus: Path | Sequence[ingest.Article], strict: bool, follow_links: bool):
@@ -208,13 +187,6 @@ def embed_texts(encoder, texts: list[str], dim: int, on_progress) -> tuple[np.nd
     return vectors, time.perf_counter() - began
 
 
-def _sync(folder: Path) -> None:
-    """Flush every file of a staged generation to disk before it can become the live one."""
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
 def _reusable_model_export(live: Path | None, model: dict, full_check: bool = False) -> Path | None:
     """The live generation, if it holds an ONNX export of this very model at this precision whose
     files all verify: a damaged file is never linked into a new generation."""
@@ -248,57 +220,3 @@ def _add_model_export(staging: Path, live_model: Path | None, model: dict, make_
         raise ModelError(f"model {model['name']!r} cannot be exported to ONNX, so it runs at fp32 only; "
                          f"build without --precision {model['precision']}")
     return encoder
-
-
-@contextmanager
-def _staging(index_dir: Path, index_id: str) -> Iterator[Path]:
-    """A marked folder beside the live generation that a build fills; removed if the build fails."""
-    staging = index_dir / f".build-{index_id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        (staging / GENERATION_MARK).write_text(index_id + "\n", encoding="ascii")
-        yield staging
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError) and not exc.filename:  # a full disk names no file: name the folder
-            raise StoreError(f"cannot write the index in {index_dir}: {exc.strerror or exc}",
-                             advice="the previous index is unchanged; free space or fix the folder, "
-                                    "then run `qa index`") from None
-        raise
-
-
-def _publish(staging: Path, index_dir: Path, index_id: str, manifest: dict, passages: list[Passage],
-             vectors: np.ndarray) -> Path:
-    """Write the rest of a generation into `staging`, then point CURRENT at it in one rename."""
-    offsets = [0]
-    with open(staging / PASSAGES, "wb") as handle:
-        for passage in passages:
-            offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
-    np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
-    tokens = (retrieve.tokenize(p.text) for p in passages)  # one passage's at a time
-    if len(passages) > retrieve.BM25S_ABOVE:
-        retrieve.SparseBM25.build(tokens).save(staging)
-    else:
-        with open(staging / TOKENS, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)
-    faiss = faiss_module()
-    dim = manifest["model"]["dim"]
-    if len(vectors) > HNSW_ABOVE:
-        dense = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        dense.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    else:
-        dense = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        dense.add(vectors)
-    faiss.write_index(dense, str(staging / DENSE))
-    _sync(staging)
-    manifest["index_files"] = {
-        path.name: file_check(path) for path in sorted(staging.iterdir()) if path.name != GENERATION_MARK
-    }
-    _write_json(staging / MANIFEST, manifest)
-    generation = index_dir / f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    os.rename(staging, generation)
-    pointer_tmp = index_dir / f".{POINTER}.{index_id[:12]}.{uuid.uuid4().hex[:8]}"
-    pointer_tmp.write_text(generation.name + "\n", encoding="utf-8")
-    os.replace(pointer_tmp, index_dir / POINTER)
-    return generation

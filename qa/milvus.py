@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa import bm25_weights, chunk, store
+from qa import bm25_weights, chunk, freshness, store
 from qa.bm25_weights import Stats
 from qa.build import BuildReport, embed_texts, read_articles, skipped_entries
 from qa.cache import cached_folder
@@ -86,7 +86,7 @@ class MilvusBackend:
         """What a build must do for the corpus, given the collection's meta row and articles."""
         if meta["pending"]:
             return "a build was interrupted"
-        return store.corpus_changes(corpus, {**known, **{f["source"]: f for f in meta["skipped_files"]}},
+        return freshness.corpus_changes(corpus, {**known, **{f["source"]: f for f in meta["skipped_files"]}},
                                     follow_links)
 
     def load(self) -> "MilvusIndex":

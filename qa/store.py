@@ -1,7 +1,8 @@
-"""The index on disk: its layout, reading it back without pickle, and whether it is still current.
+"""The index on disk: its layout, and reading it back without pickle, checked against its manifest.
 
-qa/build.py builds a generation beside the live one and switches it in atomically;
-qa/folder.py decides what in the folder qa made and may remove.
+qa/build.py builds a generation beside the live one and qa/generation.py switches it in
+atomically; qa/freshness.py says whether it is still current; qa/folder.py decides what in the
+folder qa made and may remove.
 
 Layout of an index folder (qa builds only in an empty folder or one it made, and removes only what
 it can prove it made: a folder whose `.qa-generation` holds this index's id):
@@ -28,9 +29,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa import chunk, ingest, retrieve
+from qa import chunk, retrieve
 from qa.chunk import Passage
-from qa.embed import DEFAULT_PRECISION, file_sha256
+from qa.embed import file_sha256
 from qa.errors import QAError
 
 FORMAT_VERSION = 8
@@ -138,7 +139,7 @@ def faiss_module():
     return faiss
 
 
-def _pointer(index_dir: Path) -> tuple[Path | None, str]:
+def live_generation(index_dir: Path) -> tuple[Path | None, str]:
     """(the live generation, "") or (None, why there is none): a pointer that cannot be trusted
     (binary, a link, a name qa never writes, leading out of the folder) means "no index"."""
     pointer = index_dir / POINTER
@@ -160,7 +161,7 @@ def _pointer(index_dir: Path) -> tuple[Path | None, str]:
 
 
 def current_generation(index_dir: Path) -> Path | None:
-    return _pointer(index_dir)[0]
+    return live_generation(index_dir)[0]
 
 
 def read_manifest(generation: Path) -> dict:
@@ -223,7 +224,7 @@ def _hold(generation: Path):
 def load(index_dir: Path, full_check: bool = False) -> LoadedIndex:
     """The live index, checked against its manifest, and held so no build removes it while in use."""
     for _ in range(5):  # the pointer moved on and the generation was removed between two steps
-        generation, why = _pointer(index_dir)
+        generation, why = live_generation(index_dir)
         if generation is None:
             raise StoreError(f"no index in {index_dir}" if why == "no index yet" else why,
                              advice="run `qa index`" if why == "no index yet" else REBUILD)
@@ -269,54 +270,6 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
     except Exception:  # any parse error of a damaged file
         raise damaged from None
     return LoadedIndex(generation, manifest, passages, sparse, dense, hold)
-
-
-def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,
-              follow_links: bool = False, precision: str = DEFAULT_PRECISION) -> str | None:
-    """Why the index must be (re)built for this corpus, model and precision, or None if it is
-    current; an index of a newer format raises NewerIndexError."""
-    generation, why = _pointer(index_dir)
-    if generation is None:
-        return why
-    try:
-        manifest = read_manifest(generation)
-    except NewerIndexError:
-        raise  # not ours to judge, nor to replace unasked
-    except StoreError as exc:
-        return exc.problem
-    if manifest.get("format") != FORMAT_VERSION:
-        return f"index format {manifest.get('format')} differs from {FORMAT_VERSION}"
-    if manifest.get("model", {}).get("name") != model_name:
-        return f"model changed ({manifest.get('model', {}).get('name')} -> {model_name})"
-    if manifest["model"].get("precision") != precision:
-        return f"precision changed ({manifest['model'].get('precision')} -> {precision})"
-    if manifest.get("chunking") != chunking_params():
-        return "chunking parameters changed"
-    known = {f["source"]: f for f in manifest.get("files", []) + manifest.get("skipped_files", [])}
-    if not isinstance(corpus, Path):
-        return "articles changed" if manifest.get("corpus") != IN_MEMORY else corpus_changes(corpus, known)
-    if manifest.get("corpus") != str(corpus.resolve()):
-        return f"corpus folder changed ({manifest.get('corpus')} -> {corpus.resolve()})"
-    return corpus_changes(corpus, known, follow_links)
-
-
-def corpus_changes(corpus: Path | Sequence[ingest.Article], known: dict[str, dict],
-                   follow_links: bool = False) -> str | None:
-    """What differs between the corpus and `known` (source -> its recorded size, mtime_ns and
-    sha256), or None. Files are compared by size and mtime first and by content hash only when
-    those differ, so an unchanged corpus folder costs one stat per file."""
-    if not isinstance(corpus, Path):
-        return "articles changed" if {a.source: a.sha256 for a in corpus} != {
-            s: f["sha256"] for s, f in known.items()} else None
-    current = ingest.list_corpus(corpus, follow_links).files
-    if {f.source for f in current} != set(known):
-        return "articles added or removed"
-    for file in current:
-        entry = known[file.source]
-        if (entry["size"], entry["mtime_ns"]) != (file.size, file.mtime_ns):
-            if safe_sha256(file.path) != entry["sha256"]:
-                return f"{file.source} changed"
-    return None
 
 
 def safe_sha256(path: Path) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import store
+from qa import freshness, store
 from qa.api import QA
 from qa.store import NewerIndexError, StoreError
 from tests.conftest import write_article as _write
@@ -72,13 +72,13 @@ def test_a_reader_whose_generation_vanished_reopens_the_current_one(built, monke
     corpus, index = built
     old = store.current_generation(index)
     QA(corpus, index).build(force=True)
-    pointer, calls = store._pointer, []
+    pointer, calls = store.live_generation, []
 
     def read_just_before_the_switch(index_dir):
         calls.append(index_dir)
         return (old, "") if len(calls) == 1 else pointer(index_dir)
 
-    monkeypatch.setattr(store, "_pointer", read_just_before_the_switch)
+    monkeypatch.setattr(store, "live_generation", read_just_before_the_switch)
     shutil.rmtree(old)  # removed by a build before this reader could take its lock
     loaded = store.load(index)
     assert loaded.folder == pointer(index)[0] and len(calls) == 2
@@ -156,7 +156,7 @@ def test_a_pointer_that_cannot_be_trusted_means_rebuild(built, tmp_path, pointer
     else:
         current.write_bytes(pointer)
     assert store.current_generation(index) is None
-    assert store.staleness(index, corpus, QA(corpus, index).model_name)
+    assert freshness.staleness(index, corpus, QA(corpus, index).model_name)
     report = QA(corpus, index).build()
     assert report.built and not current.is_symlink()
     assert store.load(index).manifest["counts"]["files"] == 2

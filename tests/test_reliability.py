@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from qa import build, folder, store
+from qa import build, folder, freshness, store
 from qa.api import QA
 from qa.errors import QAError
 from tests.conftest import SEEDS
@@ -99,7 +99,7 @@ def test_index_built_with_another_model_or_dimension_is_rebuilt(built):
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["model"]["name"] = "some/other-model"
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
-    assert "model changed" in store.staleness(index, corpus, QA(corpus, index).model_name)
+    assert "model changed" in freshness.staleness(index, corpus, QA(corpus, index).model_name)
     notices = []
     QA(corpus, index, on_notice=notices.append).ask("Who is the CEO of Microsoft?")
     assert any("model changed" in n for n in notices)
@@ -198,7 +198,7 @@ def test_a_manifest_cannot_point_outside_the_index_or_corpus(built, tmp_path):
     manifest["files"][0]["source"] = "../secret.txt"
     manifest["index_files"]["../../secret.txt"] = {"size": 10, "sha256": "0" * 64}
     (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    assert store.staleness(index, corpus, QA(corpus, index).model_name) == "articles added or removed"
+    assert freshness.staleness(index, corpus, QA(corpus, index).model_name) == "articles added or removed"
     with pytest.raises(QAError):
         store.load(index)  # the unknown entry is looked up inside the generation, where it is missing
 

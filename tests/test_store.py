@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa import build, store
+from qa import freshness, generation, store
 from qa.api import QA
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_WEIGHTS_SHA256
 from qa.onnx_encoder import OnnxEncoder
@@ -50,12 +50,12 @@ def test_unchanged_corpus_is_not_rebuilt_and_one_new_article_is_embedded_alone(s
 
 def test_staleness_reports_why(small):
     corpus, index = small
-    assert store.staleness(index, corpus, DEFAULT_MODEL) == "no index yet"
+    assert freshness.staleness(index, corpus, DEFAULT_MODEL) == "no index yet"
     QA(corpus, index).build()
-    assert store.staleness(index, corpus, DEFAULT_MODEL) is None
-    assert "model changed" in store.staleness(index, corpus, "/some/other/model")
+    assert freshness.staleness(index, corpus, DEFAULT_MODEL) is None
+    assert "model changed" in freshness.staleness(index, corpus, "/some/other/model")
     _write(corpus, "a.txt", "Harbor news\n\nThe terminal plan was withdrawn.")
-    assert store.staleness(index, corpus, DEFAULT_MODEL) == "a.txt changed"
+    assert freshness.staleness(index, corpus, DEFAULT_MODEL) == "a.txt changed"
 
 
 def test_passages_are_embedded_with_the_export_queries_use(small):
@@ -75,7 +75,7 @@ def test_precision_is_recorded_and_a_change_rebuilds_without_reusing_vectors(sma
     int8 = store.load(index)
     assert int8.manifest["model"]["precision"] == "int8"
     assert json.loads((int8.folder / "encoder.json").read_text())["precision"] == "int8"
-    assert store.staleness(index, corpus, DEFAULT_MODEL, precision="fp32") == "precision changed (int8 -> fp32)"
+    assert freshness.staleness(index, corpus, DEFAULT_MODEL, precision="fp32") == "precision changed (int8 -> fp32)"
     report = QA(corpus, index, precision="fp32").build()
     assert report.built and report.embedded == report.passages  # no int8 vector is kept
     fp32 = store.load(index)
@@ -106,7 +106,7 @@ def test_failed_build_keeps_the_old_index_and_leaves_no_staging(small, monkeypat
     def explode(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(build, "_write_json", explode)
+    monkeypatch.setattr(generation, "_write_json", explode)
     with pytest.raises(store.StoreError, match="cannot write the index in .*index: No space left on device"):
         QA(corpus, index).build()  # the error names the folder, which an OSError without a path would not
     assert (store.load(index).manifest["created"], store.current_generation(index)) == before
@@ -131,8 +131,8 @@ def test_leftovers_of_an_interrupted_build_are_removed_by_the_next(small):
 def test_damaged_or_newer_index_is_refused_with_what_to_run(small):
     corpus, index = small
     QA(corpus, index).build()
-    generation = store.current_generation(index)
-    passages = generation / "passages.jsonl"
+    live = store.current_generation(index)
+    passages = live / "passages.jsonl"
     original = passages.read_bytes()
     passages.write_bytes(original[:-20])
     with pytest.raises(StoreError, match="qa index --rebuild"):
@@ -140,9 +140,9 @@ def test_damaged_or_newer_index_is_refused_with_what_to_run(small):
     passages.write_bytes(original.replace(b"harbor", b"harbour", 1))  # same size, other bytes
     with pytest.raises(StoreError, match="damaged"):
         store.load(index)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
     manifest["format"] = store.FORMAT_VERSION + 1
-    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (live / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(StoreError, match="newer"):
         store.load(index)
     (index / "CURRENT").write_text("../../etc", encoding="utf-8")
