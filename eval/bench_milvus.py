@@ -3,7 +3,7 @@
     python -m eval.bench_milvus [--sizes 1000,10000,100000] [--questions 50] [--json OUT]
 
 - build: wall time of building the same corpus into each backend, each in a process of its own. Passage
-  vectors are synthetic (real passage vectors plus noise, eval/bench.py's SyntheticVectors) for
+  vectors are synthetic (real passage vectors plus noise, eval/workload.py's SyntheticVectors) for
   both, so the figure is the backend's own work (chunking, BM25, storing, indexing), not the
   encoder's, which is the same for both (eval/bench.py measures it); each pays the model's one-off
   ONNX export (a cache of its own);
@@ -11,7 +11,7 @@
   and its stages: embedding the question, BM25 and dense search (50 candidates each), fetching
   the 5 passages shown;
 - cold `qa ask`: a fresh process per question, median of --cold-runs.
-Corpora are eval/bench.py's: realistic English passages recombined from real sentences.
+Corpora are eval/workload.py's (as eval/bench.py's): realistic English passages recombined from real sentences.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eval.bench import SyntheticVectors, cold_runs, sentence_pool, timed, write_corpus
 from eval.metrics import percentile
 from eval.results import write_results
+from eval.workload import SyntheticVectors, cold_runs, sentence_pool, timed, write_corpus
 from qa.api import QA
 from qa.build import build_index
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, load_encoder

@@ -24,10 +24,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eval.bench import raw_onnx_per_s
 from eval.evaluate import is_relevant
 from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
+from eval.workload import raw_onnx_per_s
 from qa.api import QA
 from qa.embed import DEFAULT_MODEL, load_encoder, quantize_int8
 from qa.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, ONNX_CONFIG, ONNX_FILE, ONNX_TOKENIZER, OnnxEncoder

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {len(delta)} tensors")
     if args.score:
         from training.squad_data import load_examples
-        from training.train_reader import given_paragraph, load_windower, new_reader, summary
+        from training.torch_reader import given_paragraph, load_windower, new_reader, summary
 
         examples = load_examples(args.score)
         examples = random.Random(0).sample(examples, min(args.sample, len(examples)))
