@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from qa.batch import read_questions
@@ -23,6 +24,7 @@ def test_question_lines_skip_blanks_and_report_bytes_that_are_not_utf8():
     assert questions[1].problem == "not UTF-8 (byte 5)"
 
 
+@pytest.mark.slow
 def test_a_file_of_questions_gives_json_lines_in_order_past_a_bad_line(seeds_qa, seeds_index, tmp_path):
     questions = tmp_path / "questions.txt"
     questions.write_bytes(f"{FIRST}\n\n\xff\n{SECOND}\n".encode("latin-1"))

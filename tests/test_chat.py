@@ -8,6 +8,7 @@ import io
 import json
 import time
 
+import pytest
 from rich.console import Console
 
 from qa import chat
@@ -87,6 +88,7 @@ def test_history_survives_the_session_and_ctrl_c_drops_the_line(seeds_qa, seeds_
     assert history.read_text().splitlines() == [":help", QUESTION, ":quit"]  # a recalled line is not doubled
 
 
+@pytest.mark.slow
 def test_a_changed_corpus_is_noticed_once_and_rebuilt_on_request(small, tmp_path):
     corpus, index = small
     terminal = start(corpus, index, tmp_path / "history")

@@ -22,3 +22,13 @@ def test_the_package_imports_neither_eval_nor_training():
     for path in (ROOT / "qa").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(from|import) (eval|training)\b", text, re.M), path.name
+
+
+MODULE_LINES = 300  # issue 23: a module a newcomer reads in one sitting does one job
+
+
+def test_no_module_of_the_package_eval_or_training_is_over_the_line_limit():
+    sources = [p for folder in ("qa", "eval", "training") for p in (ROOT / folder).glob("*.py")]
+    too_long = {str(p.relative_to(ROOT)): n for p in sources
+                if (n := len(p.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
+    assert sources and too_long == {}

@@ -24,6 +24,8 @@ from qa.onnx_encoder import load_onnx_encoder  # noqa: E402
 from qa.retrieve import Retrieval  # noqa: E402
 from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402
 
+pytestmark = pytest.mark.slow  # each test starts a Milvus Lite server
+
 GOLD = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
 
 

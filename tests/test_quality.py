@@ -15,6 +15,8 @@ from eval.metrics import ranking_metrics
 from qa.squad import GoldError, load_gold
 from tests.conftest import ROOT, SHARED
 
+pytestmark = pytest.mark.slow  # the gates evaluate the real reader over whole question sets
+
 MIN_HYBRID_RECALL_AT_5 = 0.97
 MIN_ANSWER_F1 = 0.52  # measured 0.544
 MIN_ANSWER_EM = 0.39  # 0.412 (0.471 after epoch 1: the second epoch's spans run longer; eval/README.md)

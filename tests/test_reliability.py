@@ -27,6 +27,7 @@ def built(tmp_path):
     return corpus, index
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_build_leaves_the_old_index_answering(built):
     corpus, index = built
     before = store.current_generation(index)
