@@ -34,6 +34,7 @@ from qa.store import (
     load,
     read_manifest,
     safe_sha256,
+    tokenizer_params,
     verified,
 )
 
@@ -120,7 +121,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                 "corpus": corpus_id,
                 "model": {**model, "encoder": "sentence-transformers" if torch_encoder else "onnxruntime"},
                 "chunking": chunking_params(),
-                "tokenizer": {"stopwords": True, "stemmer": "light"},
+                "tokenizer": tokenizer_params(),
                 "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
                 "files": files,
                 "skipped_files": skipped_files,
@@ -142,7 +143,7 @@ def _previous_vectors(index_dir: Path, model: dict) -> dict[str, np.ndarray]:
     old.close()  # its arrays are in memory; the build may remove the folder later
     used = old.manifest["model"]
     if ((used["name"], used["weights_sha256"], used.get("precision")) != (model["name"], model["weights_sha256"], model["precision"])
-            or old.manifest["chunking"] != chunking_params()):
+            or old.manifest["chunking"] != chunking_params() or old.manifest.get("tokenizer") != tokenizer_params()):
         return {}
     vectors = old.dense.reconstruct_n(0, old.dense.ntotal) if old.dense.ntotal else np.zeros((0, used["dim"]), np.float32)
     reuse = {}

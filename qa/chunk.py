@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from qa import wordlists
 from qa.ingest import Article
 
 MIN_WORDS = 40
@@ -14,12 +15,7 @@ MAX_SENTENCE_WORDS = 200
 """A run of more words than this without sentence punctuation is not a sentence; it is cut at words."""
 
 # Tokens that end with a period without ending a sentence.
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "gen", "gov", "sen", "rep",
-    "col", "lt", "capt", "sgt", "inc", "ltd", "co", "corp", "vs", "etc", "no", "vol", "pp",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-    "e.g", "i.e", "u.s", "u.k", "u.n", "a.m", "p.m", "approx", "est", "fig", "dept", "univ",
-}
+_ABBREVIATIONS = wordlists.word_set("abbreviations.txt")
 # Candidate boundary: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _LINE_BREAK = re.compile(r"\n\s*")

@@ -18,6 +18,7 @@ from qa.store import (
     live_generation,
     read_manifest,
     safe_sha256,
+    tokenizer_params,
 )
 
 
@@ -42,6 +43,8 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         return f"precision changed ({manifest['model'].get('precision')} -> {precision})"
     if manifest.get("chunking") != chunking_params():
         return "chunking parameters changed"
+    if manifest.get("tokenizer") != tokenizer_params():
+        return "the tokenizer's word lists changed"
     known = {f["source"]: f for f in manifest.get("files", []) + manifest.get("skipped_files", [])}
     if not isinstance(corpus, Path):
         return "articles changed" if manifest.get("corpus") != IN_MEMORY else corpus_changes(corpus, known)

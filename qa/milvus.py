@@ -116,14 +116,15 @@ class MilvusBackend:
         meta = self.meta()
         _, weights_sha256 = resolve_model(model_name)
         model = {"name": model_name, "weights_sha256": weights_sha256, "precision": precision}
-        if meta is not None and _mismatch(meta, model_name, precision):
-            if not force:
-                used = meta["model"]
-                raise MilvusError(
-                    f"Milvus collection {self.config.collection} holds passages embedded by {used['name']} "
-                    f"({used['precision']}, {used['dim']} dimensions, index format {meta['format']}), not {model_name} "
-                    f"({precision})", advice="pass --milvus-collection another name to keep both, or run "
-                                             "`qa index --backend milvus --rebuild` to replace it")
+        mismatch = _mismatch(meta, model_name, precision) if meta is not None else None
+        if mismatch and not force:
+            used = meta["model"]
+            raise MilvusError(
+                f"Milvus collection {self.config.collection} holds passages embedded by {used['name']} "
+                f"({used['precision']}, {used['dim']} dimensions, index format {meta['format']}) and cannot be "
+                f"updated for {model_name} ({precision}): {mismatch}",
+                advice="pass --milvus-collection another name to keep both, or run "
+                       "`qa index --backend milvus --rebuild` to replace it")
         export = encoder_export(model, make_encoder)
         model["dim"] = int(json.loads((export / ONNX_CONFIG).read_text(encoding="utf-8"))["dim"])
         if force and meta is not None:
@@ -168,7 +169,7 @@ class MilvusBackend:
     def _create(self, model: dict) -> dict:
         create_collections(self.milvus, model["dim"])
         meta = {"made_by": MADE_BY, "format": store.FORMAT_VERSION, "model": model,
-                "chunking": store.chunking_params(), "tokenizer": {"stopwords": True, "stemmer": "light"},
+                "chunking": store.chunking_params(), "tokenizer": store.tokenizer_params(),
                 "next_id": 0, "pending": [], "skipped_files": [], "bm25": {},
                 "counts": {"files": 0, "passages": 0, "skipped": 0}}
         self._write_meta(meta)
@@ -286,4 +287,6 @@ def _mismatch(meta: dict, model_name: str, precision: str) -> str | None:
         return f"precision changed ({used['precision']} -> {precision})"
     if meta["chunking"] != store.chunking_params():
         return "chunking parameters changed"
+    if meta.get("tokenizer") != store.tokenizer_params():
+        return "the tokenizer's word lists changed"
     return None

@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from qa import wordlists
+
 RRF_K = 60
 CANDIDATE_DEPTH = 50
 QUERY_CACHE_SIZE = 16
@@ -45,15 +47,7 @@ class Retrieval:
             raise ValueError(f"depth must be at least 1, got {self.depth}")
 
 
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over
-    own same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves""".split()
-)
+STOPWORDS = wordlists.word_set("stopwords.txt")
 _TOKEN = re.compile(r"\w+(?:['’]\w+)*")
 
 
@@ -69,24 +63,7 @@ def plural_stem(word: str) -> str:
 
 
 # Past forms a question rarely shares with its answer's sentence ("Who built ..." / "was built by").
-_IRREGULAR_PAST = {
-    past: base for base, forms in {
-        "arise": "arose arisen", "become": "became", "begin": "began begun", "break": "broke broken",
-        "bring": "brought", "build": "built", "buy": "bought", "catch": "caught", "choose": "chose chosen",
-        "come": "came", "deal": "dealt", "draw": "drew drawn", "drive": "drove driven", "eat": "ate eaten",
-        "fall": "fell fallen", "feed": "fed", "feel": "felt", "fight": "fought", "find": "found",
-        "flee": "fled", "fly": "flew flown", "forget": "forgot forgotten", "freeze": "froze frozen",
-        "give": "gave given", "go": "went gone", "grow": "grew grown", "hide": "hid hidden", "hold": "held",
-        "keep": "kept", "know": "knew known", "lead": "led", "leave": "left", "lend": "lent", "lose": "lost",
-        "make": "made", "mean": "meant", "meet": "met", "pay": "paid", "ride": "rode ridden", "run": "ran",
-        "say": "said", "see": "saw seen", "seek": "sought", "sell": "sold", "send": "sent",
-        "shake": "shook shaken", "sing": "sang sung", "sink": "sank sunk", "speak": "spoke spoken",
-        "spend": "spent", "stand": "stood", "steal": "stole stolen", "strike": "struck", "swim": "swam swum",
-        "take": "took taken", "teach": "taught", "tell": "told", "think": "thought", "throw": "threw thrown",
-        "understand": "understood", "wear": "wore worn", "win": "won", "withdraw": "withdrew withdrawn",
-        "write": "wrote written",
-    }.items() for past in forms.split()
-}
+_IRREGULAR_PAST = wordlists.forms_to_word("irregular_past.txt")
 
 
 def stem(word: str) -> str:

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa import chunk, retrieve
+from qa import chunk, retrieve, wordlists
 from qa.chunk import Passage
 from qa.embed import file_sha256
 from qa.errors import QAError
@@ -130,6 +130,12 @@ class LoadedIndex:
 
 def chunking_params() -> dict:
     return {"min_words": chunk.MIN_WORDS, "max_words": chunk.MAX_WORDS, "overlap": chunk.OVERLAP_SENTENCES}
+
+
+def tokenizer_params() -> dict:
+    """How passages were tokenized for BM25 (and cut into sentences): recorded with an index and
+    checked, so an index is never queried with terms of other word lists."""
+    return {"stopwords": True, "stemmer": "light", "word_lists": wordlists.signature()}
 
 
 def faiss_module():
