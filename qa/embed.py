@@ -99,15 +99,21 @@ def damaged_weights(name: str) -> str | None:
     return None
 
 
+def quiet_model_libraries() -> None:
+    """Before transformers loads: no progress bars, fork warnings or advice a user of qa cannot act
+    on, unless the user's environment already says otherwise."""
+    for name, value in (("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_VERBOSITY", "error")):
+        os.environ.setdefault(name, value)
+
+
 class Encoder:
     """Turns texts into L2-normalized float32 vectors (inner product = cosine)."""
 
     def __init__(self, name: str = DEFAULT_MODEL):
         self.name = name
         self.location, self.weights_sha256 = resolve_model(name)
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        quiet_model_libraries()
         damage = damaged_weights(self.location)
         if damage:
             raise ModelError(damage)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from qa.cache import cached_folder
-from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir, quantize_int8, resolve_model
+from qa.embed import (
+    DEFAULT_WEIGHTS_SHA256,
+    file_sha256,
+    packaged_model_dir,
+    quantize_int8,
+    quiet_model_libraries,
+    resolve_model,
+)
 from qa.errors import QAError
 from qa.onnx_encoder import onnx_session
 from qa.spans import SpanChoice, best_spans
@@ -98,7 +104,7 @@ def export_reader(delta_path: Path, folder: Path, int8: bool = False) -> None:
     import torch
     from transformers import BertConfig, BertForQuestionAnswering
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    quiet_model_libraries()
     resolve_model("all-MiniLM-L6-v2")  # verifies the base weights' sha256
     base_dir = packaged_model_dir()
     model = BertForQuestionAnswering(BertConfig.from_pretrained(str(base_dir), local_files_only=True))

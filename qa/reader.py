@@ -8,11 +8,10 @@ when its "no answer" logits beat its best span, and its confidence is the sigmoi
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Sequence
 
-from qa.embed import damaged_weights
+from qa.embed import damaged_weights, quiet_model_libraries
 from qa.errors import QAError
 from qa.read import Calibration
 from qa.spans import SpanChoice, best_spans
@@ -29,7 +28,7 @@ class TransformersReader:
     """Start/end logits from a transformers question-answering model."""
 
     def __init__(self, name: str):
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        quiet_model_libraries()
         damage = damaged_weights(name)
         if damage:
             raise ReaderError(damage)
