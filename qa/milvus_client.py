@@ -65,7 +65,7 @@ def connect(config: MilvusConfig):
                               "lets one process open it at a time: stop the other one (a `qa serve` or "
                               "`qa chat`?) or use a Milvus server") from None
         raise MilvusError(f"cannot reach Milvus at {config.uri} ({_reason(exc)})",
-                          advice="check the URI, the server and --milvus-token / QA_MILVUS_TOKEN") from None
+                          advice="check the URI, the server and the token in QA_MILVUS_TOKEN") from None
 
 
 def _reason(exc: Exception) -> str:
