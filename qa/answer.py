@@ -63,13 +63,15 @@ def normalize(text: str) -> str:
 
 
 def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -> list[SpanChoice]:
-    """The reader's candidate spans of the passages, widened to whole words, best first."""
+    """The reader's candidate spans of the passages (in retrieval order), widened to whole words,
+    best first by their margin less the calibration's rank penalty."""
+    penalty = reader.calibration.rank_penalty
     found = []
     for span in reader.spans(question, [p.text for p in passages], SPANS_PER_WINDOW) if passages else []:
         start, end = _whole_words(passages[span.passage].text, span.start, span.end)
         if start < end:
-            found.append(SpanChoice(span.passage, start, end, span.margin))
-    return found
+            found.append(SpanChoice(span.passage, start, end, span.margin - penalty * span.passage))
+    return sorted(found, key=lambda span: -span.margin)
 
 
 def answer(question: str, passages: Sequence[Passage], reader: SpanReader) -> Answer:

@@ -47,11 +47,14 @@ class ReaderModelError(QAError):
 
 @dataclass
 class Calibration:
-    """confidence = sigmoid(slope * margin + intercept); abstain below `threshold`."""
+    """confidence = sigmoid(slope * margin + intercept); abstain below `threshold`. A span's margin
+    is its reader margin less `rank_penalty` per place its passage is ranked below the first: the
+    retriever's vote in which span is answered, chosen with the reader on held-out articles."""
 
     slope: float
     intercept: float
     threshold: float
+    rank_penalty: float = 0.0
 
     def confidence(self, margin: float) -> float:
         z = max(min(self.slope * margin + self.intercept, 30.0), -30.0)
@@ -73,7 +76,8 @@ def load_card(path: Path = CARD_FILE) -> dict:
 
 def calibration(card: dict) -> Calibration:
     values = card["calibration"]
-    return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]))
+    return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]),
+                       float(values.get("rank_penalty", 0.0)))
 
 
 def merged_state(delta_path: Path, base_dir: Path) -> dict:

@@ -115,3 +115,18 @@ def test_the_margin_needed_is_where_the_confidence_meets_the_threshold():
         needed = calibration.margin_needed()
         assert abs(calibration.confidence(needed) - calibration.threshold) < 1e-9
         assert calibration.confidence(needed + 0.01) > calibration.threshold > calibration.confidence(needed - 0.01)
+
+
+def test_the_rank_penalty_lets_retrieval_decide_between_near_equal_spans():
+    """A span of a lower-ranked passage wins only by more than the penalty per place it is below."""
+    spans = [span_of(FERRY, "Nordvik Construction", 3.0, 0), span_of(OTHER, "the ferry contract", 3.5, 1)]
+    unpenalized = FixedReader(spans)
+    assert answer("Who?", [FERRY, OTHER], unpenalized).answer == "the ferry contract"
+    penalized = FixedReader(spans)
+    penalized.calibration = Calibration(slope=1.0, intercept=0.0, threshold=0.5, rank_penalty=1.0)
+    result = answer("Who?", [FERRY, OTHER], penalized)
+    assert result.answer == "Nordvik Construction"
+    assert [r.margin for r in result.readings] == [3.0, 2.5]  # the margins compared, penalty included
+    clear_winner = [span_of(FERRY, "Nordvik Construction", 3.0, 0), span_of(OTHER, "the ferry contract", 4.5, 1)]
+    penalized.given = clear_winner
+    assert answer("Who?", [FERRY, OTHER], penalized).answer == "the ferry contract"

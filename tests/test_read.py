@@ -18,6 +18,7 @@ from qa.read import (
     check_card_fits,
     export_folder,
     load_card,
+    load_shipped_reader,
 )
 from qa.windows import padded
 from tests.conftest import ROOT
@@ -115,3 +116,10 @@ def test_a_damaged_export_is_made_again(tmp_path, monkeypatch):
     reader = load_shipped_reader.__wrapped__()
     assert reader.spans("Who builds it?", ["Nordvik Construction builds the terminal."])
     assert (copy / ONNX_FILE).stat().st_size > 1e6
+
+
+def test_the_card_carries_the_rank_penalty_and_an_older_card_means_none():
+    values = {"slope": 0.3, "intercept": -4.0, "threshold": 0.13}
+    assert calibration({"calibration": {**values, "rank_penalty": 1.0}}).rank_penalty == 1.0
+    assert calibration({"calibration": values}).rank_penalty == 0.0
+    assert load_card()["calibration"]["rank_penalty"] == load_shipped_reader().calibration.rank_penalty

