@@ -35,22 +35,32 @@ def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_na
         raise  # not ours to judge, nor to replace unasked
     except StoreError as exc:
         return exc.problem
-    if manifest.get("format") != FORMAT_VERSION:
-        return f"index format {manifest.get('format')} differs from {FORMAT_VERSION}"
-    if manifest.get("model", {}).get("name") != model_name:
-        return f"model changed ({manifest.get('model', {}).get('name')} -> {model_name})"
-    if manifest["model"].get("precision") != precision:
-        return f"precision changed ({manifest['model'].get('precision')} -> {precision})"
-    if manifest.get("chunking") != chunking_params():
-        return "chunking parameters changed"
-    if manifest.get("tokenizer") != tokenizer_params():
-        return "the tokenizer's word lists changed"
+    changed = settings_changed(manifest, model_name, precision)
+    if changed:
+        return changed
     known = {f["source"]: f for f in manifest.get("files", []) + manifest.get("skipped_files", [])}
     if not isinstance(corpus, Path):
         return "articles changed" if manifest.get("corpus") != IN_MEMORY else corpus_changes(corpus, known)
     if manifest.get("corpus") != str(corpus.resolve()):
         return f"corpus folder changed ({manifest.get('corpus')} -> {corpus.resolve()})"
     return corpus_changes(corpus, known, follow_links)
+
+
+def settings_changed(record: dict, model_name: str, precision: str) -> str | None:
+    """What in an index's record (a manifest, or a Milvus collection's meta row) differs from how
+    this qa would build it: format, model, precision, chunking, tokenizer; None if nothing."""
+    used = record.get("model", {})
+    if record.get("format") != FORMAT_VERSION:
+        return f"index format {record.get('format')} differs from {FORMAT_VERSION}"
+    if used.get("name") != model_name:
+        return f"model changed ({used.get('name')} -> {model_name})"
+    if used.get("precision") != precision:
+        return f"precision changed ({used.get('precision')} -> {precision})"
+    if record.get("chunking") != chunking_params():
+        return "chunking parameters changed"
+    if record.get("tokenizer") != tokenizer_params():
+        return "the tokenizer's word lists changed"
+    return None
 
 
 def corpus_changes(corpus: Path | Sequence[ingest.Article], known: dict[str, dict],

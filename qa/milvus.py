@@ -77,7 +77,7 @@ class MilvusBackend:
         meta = self.meta()
         if meta is None:
             return "no index yet"
-        mismatch = _mismatch(meta, model_name, precision)
+        mismatch = freshness.settings_changed(meta, model_name, precision)
         if mismatch:
             return mismatch
         return self._changes(meta, self._known_articles(), corpus, follow_links)
@@ -116,7 +116,7 @@ class MilvusBackend:
         meta = self.meta()
         _, weights_sha256 = resolve_model(model_name)
         model = {"name": model_name, "weights_sha256": weights_sha256, "precision": precision}
-        mismatch = _mismatch(meta, model_name, precision) if meta is not None else None
+        mismatch = freshness.settings_changed(meta, model_name, precision) if meta is not None else None
         if mismatch and not force:
             used = meta["model"]
             raise MilvusError(
@@ -275,18 +275,3 @@ def encoder_export(model: dict, make_encoder: Callable[[], object] | None) -> Pa
 
     return cached_folder(f"encoder-{key[:16]}-{model['precision']}", ONNX_CONFIG, make, ModelError,
                          "the encoder's export")
-
-
-def _mismatch(meta: dict, model_name: str, precision: str) -> str | None:
-    used = meta["model"]
-    if meta["format"] != store.FORMAT_VERSION:
-        return f"index format {meta['format']} differs from {store.FORMAT_VERSION}"
-    if used["name"] != model_name:
-        return f"model changed ({used['name']} -> {model_name})"
-    if used["precision"] != precision:
-        return f"precision changed ({used['precision']} -> {precision})"
-    if meta["chunking"] != store.chunking_params():
-        return "chunking parameters changed"
-    if meta.get("tokenizer") != store.tokenizer_params():
-        return "the tokenizer's word lists changed"
-    return None
