@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(ROOT))
 
 from training import make_delta, train_reader  # noqa: E402
-from training.squad_data import load_examples  # noqa: E402
+from training.squad_data import Example, load_examples, without_evidence  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_training_windows_label_answers_and_pair_questions_with_other_paragraphs
 
     examples = load_examples(squad_file(tmp_path / "t.json", "Alpha"))
     windower = train_reader.load_windower(tiny_base)
-    rows = train_reader.training_windows(examples, windower, distractors=1.0, rng=random.Random(0))
+    rows = train_reader.training_windows(examples, windower, distractors=1.0, removals=0.0, rng=random.Random(0))
     assert len(rows) == 2 * len(examples)  # every question: its own paragraph, then another one
     for example, (own, other) in zip(examples, zip(rows[0::2], rows[1::2])):
         ids, _, start, end = own
@@ -72,6 +72,16 @@ def test_training_windows_label_answers_and_pair_questions_with_other_paragraphs
         else:
             assert (start, end) == (0, 0)
         assert other[2:] == (0, 0)
+
+
+def test_a_paragraph_without_its_evidence_keeps_the_topic_but_not_the_answer():
+    context = "The mill opened in 1897. It made paper for the city. Its owner was Ada Lane. It closed later."
+    asked = Example("q", "T", context, "Who owned the mill?", [(context.index("Ada Lane"), "Ada Lane")])
+    assert without_evidence(asked) == "The mill opened in 1897. It made paper for the city. It closed later."
+    repeated = context + " Ada Lane sold it."  # the answer occurs outside its sentence too: no negative
+    twice = Example("q", "T", repeated, "Who owned the mill?", [(repeated.index("Ada Lane"), "Ada Lane")])
+    assert without_evidence(twice) is None
+    assert without_evidence(Example("q", "T", context, "Who built it?", [])) is None
 
 
 def test_one_command_trains_and_writes_a_reproducible_record(tmp_path, tiny_base):

@@ -35,13 +35,23 @@ import torch  # noqa: E402
 
 from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
 from qa.windows import Windower  # noqa: E402
-from training.squad_data import Example, load_examples  # noqa: E402
-from training.torch_reader import given_paragraph, load_windower, new_reader, precision, save, summary, tensors  # noqa: E402
+from training.squad_data import Example, load_examples, without_evidence  # noqa: E402
+from training.torch_reader import (  # noqa: E402
+    cpu_has_bf16,
+    given_paragraph,
+    load_windower,
+    new_reader,
+    precision,
+    save,
+    summary,
+    tensors,
+)
 
 CHECKPOINT_STEPS = 200  # a session can end mid-epoch; the last checkpoint is never older than this
 
 
-def training_windows(examples: list[Example], windower: Windower, distractors: float, rng: random.Random):
+def training_windows(examples: list[Example], windower: Windower, distractors: float, removals: float,
+                     rng: random.Random):
     """(ids, type_ids, start, end) per window; see the module docstring for what is labelled how."""
     by_title: dict[str, list[str]] = {}
     for example in examples:
@@ -70,6 +80,10 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
             windows = windower.windows(example.question, [other], [pieces(other)])
             window = rng.choice(windows)
             out.append((window.ids, window.type_ids, 0, 0))
+        # no draw when removals is 0, so runs made before the option shuffle as they did
+        rest = without_evidence(example) if removals and rng.random() < removals else None
+        if rest:
+            out += [(w.ids, w.type_ids, 0, 0) for w in windower.windows(example.question, [rest])]
     return out
 
 
@@ -87,7 +101,7 @@ def batches(windows: list, batch_size: int, rng: random.Random):
 
 
 def train(model, windows: list, epochs: int, lr: float, batch_size: int, seed: int, out: Path, log,
-          device: str = "cpu") -> None:
+          device: str = "cpu", bf16: bool = False) -> None:
     rng = random.Random(seed)
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -104,7 +118,7 @@ def train(model, windows: list, epochs: int, lr: float, batch_size: int, seed: i
         for chunk in batches(windows, batch_size, rng):
             rows = [windows[i] for i in chunk]
             inputs = tensors(rows, device)
-            with precision(device):
+            with precision(device, bf16):
                 output = model(**inputs, start_positions=torch.tensor([r[2] for r in rows], device=device),
                                end_positions=torch.tensor([r[3] for r in rows], device=device))
             output.loss.backward()
@@ -146,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--distractors", type=float, default=0.3, help="share of questions also paired with another paragraph")
+    parser.add_argument("--removals", type=float, default=0.0,
+                        help="share of answerable questions also asked of their paragraph without the sentences "
+                             "that answer them, labelled no answer (training/squad_data.without_evidence)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="bf16 autocast (default where the GPU or CPU has bf16 units) or fp32")
     parser.add_argument("--limit", type=int, default=None, help="train on N random questions only")
     parser.add_argument("--holdout-limit", type=int, default=None, help="score N random held-out questions only")
     parser.add_argument("--seed", type=int, default=0)
@@ -156,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                              "more epochs in a later session")
     args = parser.parse_args(argv)
 
+    bf16 = (args.precision or ("bf16" if args.device.startswith("cuda") or cpu_has_bf16() else "fp32")) == "bf16"
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     if args.limit:
         examples = rng.sample(examples, min(args.limit, len(examples)))
-    windows = training_windows(examples, windower, args.distractors, rng)
+    windows = training_windows(examples, windower, args.distractors, args.removals, rng)
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
         f"{len(held_titles)} titles held out")
     model = new_reader(model_dir)
@@ -186,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(merged_state(args.init, model_dir), strict=False)
     model.to(args.device)
     started = time.time()
-    train(model, windows, args.epochs, args.lr, args.batch_size, args.seed, args.out, log, args.device)
+    train(model, windows, args.epochs, args.lr, args.batch_size, args.seed, args.out, log, args.device, bf16)
     wall = time.time() - started
     figures = {}
     for path in args.holdout:
@@ -202,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         "data": {str(p): file_sha256(p) for p in args.train + args.holdout},
         "held_out_titles": sorted(held_titles), "train_questions": len(examples), "train_windows": len(windows),
         "hyperparameters": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-                            "distractors": args.distractors, "max_tokens": windower.max_tokens,
+                            "distractors": args.distractors, "removals": args.removals,
+                            "max_tokens": windower.max_tokens,
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
                             "weight_decay": 0.01, "frozen": "word embeddings",
-                            "precision": "bf16 autocast" if args.device.startswith("cuda") else "fp32"},
+                            "precision": "bf16 autocast" if bf16 else "fp32"},
         "init": init, "device": args.device,
         "threads": args.threads, "train_seconds": round(wall), "held_out_given_paragraph": figures,
     }
