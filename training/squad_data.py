@@ -38,7 +38,6 @@ def load_examples(path: Path) -> list[Example]:
     return out
 
 
-
 def without_evidence(example: Example) -> str | None:
     """The example's paragraph with every sentence that holds a gold answer removed: the same
     article and topic, but nothing that answers the question. SQuAD 2.0's own unanswerable
