@@ -110,15 +110,20 @@ def _is_own(path: Path, index_id: str) -> bool:
 
 def _made_here(folder: Path, index_id: str) -> bool:
     """A generation or staging folder of this index: its mark holds the id (a staging folder
-    killed before its mark was written is empty and named after the id)."""
+    killed before its mark was written whole is named after the id and holds at most that mark,
+    empty or part of the id)."""
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
-        return (folder / GENERATION_MARK).read_text(encoding="ascii").strip() == index_id
+        mark = (folder / GENERATION_MARK).read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        return folder.name.startswith(f".build-{index_id[:12]}-") and not any(folder.iterdir())
+        mark = ""
     except (OSError, UnicodeDecodeError):
         return False
+    if mark == index_id:
+        return True
+    return (folder.name.startswith(f".build-{index_id[:12]}-") and index_id.startswith(mark)
+            and all(entry.name == GENERATION_MARK for entry in folder.iterdir()))
 
 
 @contextmanager

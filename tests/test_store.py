@@ -123,8 +123,18 @@ def test_leftovers_of_an_interrupted_build_are_removed_by_the_next(small):
     (leftover / "passages.jsonl").write_text("partial", encoding="utf-8")
     killed_before_its_mark = index / f".build-{index_id[:12]}-998-deadbeef"
     killed_before_its_mark.mkdir()
+    killed_while_writing_it = index / f".build-{index_id[:12]}-997-deadbeef"
+    killed_while_writing_it.mkdir()
+    (killed_while_writing_it / ".qa-generation").write_text("", encoding="ascii")
+    not_ours = index / f".build-{index_id[:12]}-996-deadbeef"  # a mark of another id: never touched
+    not_ours.mkdir()
+    (not_ours / ".qa-generation").write_text("0" * 32, encoding="ascii")
+    with pytest.raises(StoreError, match="did not make"):
+        QA(corpus, index).build(force=True)
+    not_ours.rename(index.parent / "kept-aside")
     QA(corpus, index).build(force=True)
-    assert not leftover.exists() and not killed_before_its_mark.exists()
+    assert not leftover.exists() and not killed_before_its_mark.exists() and not killed_while_writing_it.exists()
+    assert (index.parent / "kept-aside" / ".qa-generation").read_text(encoding="ascii") == "0" * 32
     assert len(list(index.glob("gen-*"))) <= 2
 
 
