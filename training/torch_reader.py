@@ -36,7 +36,9 @@ def precision(device: str, bf16: bool):
     return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
 
 
-def cpu_has_bf16() -> bool:
+def has_bf16_units(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -37,8 +37,8 @@ from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E40
 from qa.windows import Windower  # noqa: E402
 from training.squad_data import Example, load_examples, without_evidence  # noqa: E402
 from training.torch_reader import (  # noqa: E402
-    cpu_has_bf16,
     given_paragraph,
+    has_bf16_units,
     load_windower,
     new_reader,
     precision,
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                              "more epochs in a later session")
     args = parser.parse_args(argv)
 
-    bf16 = (args.precision or ("bf16" if args.device.startswith("cuda") or cpu_has_bf16() else "fp32")) == "bf16"
+    bf16 = args.precision == "bf16" if args.precision else has_bf16_units(args.device)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
