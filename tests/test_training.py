@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(ROOT))
 
 from training import make_delta, train_reader  # noqa: E402
-from training.squad_data import Example, load_examples, without_evidence  # noqa: E402
+from training.squad_data import Example, load_examples, training_windows, without_evidence  # noqa: E402
+from training.torch_reader import load_windower  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +62,13 @@ def test_training_windows_label_answers_and_pair_questions_with_other_paragraphs
     import random
 
     examples = load_examples(squad_file(tmp_path / "t.json", "Alpha"))
-    windower = train_reader.load_windower(tiny_base)
-    rows = train_reader.training_windows(examples, windower, distractors=1.0, removals=0.0, rng=random.Random(0))
+    windower = load_windower(tiny_base)
+    rows = training_windows(examples, windower, distractors=1.0, removals=0.0, rng=random.Random(0))
     assert len(rows) == 2 * len(examples)  # every question: its own paragraph, then another one
     for example, (own, other) in zip(examples, zip(rows[0::2], rows[1::2])):
         ids, _, start, end = own
         if example.answers:
-            text = windower.tokenizer.decode(ids[start : end + 1])
+            text = windower.tokenizer.decode(ids[start : end + 1].tolist())
             assert text == example.answers[0][1]
         else:
             assert (start, end) == (0, 0)
@@ -141,3 +142,38 @@ def test_training_can_continue_from_a_shipped_delta(tmp_path, tiny_base):
     assert init == {"path": str(delta), "sha256": file_sha256(delta), "training": first_run}  # the chain of runs
     before, after = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
     assert all((before[k].float() - after[k].float()).abs().max() < 1e-2 for k in before)  # lr 0: the delta's weights
+
+
+def test_a_run_stopped_and_resumed_ends_with_the_same_weights_as_one_never_stopped(tmp_path, tiny_base):
+    from safetensors.torch import load_file
+
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    common = ["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1",
+              "--epochs", "2", "--distractors", "0.5", "--precision", "fp32"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train_reader.main([*common, "--out", str(whole)]) == 0
+    assert train_reader.main([*common, "--out", str(split), "--stop-at-step", "3"]) == 0  # mid-epoch 1 of 2
+    assert not (split / "run.json").exists() and (split / "checkpoint.pt").is_file()
+    stopped = load_file(str(split / "model.safetensors"))
+    assert train_reader.main(["--resume", str(split), "--threads", "1"]) == 0
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(split / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # optimizer, schedule, data order and dropout all restored
+    assert any(not torch.equal(a[k], stopped[k]) for k in a)  # and the resumed part did train
+    whole_run, split_run = (json.loads((f / "run.json").read_text()) for f in (whole, split))
+    assert whole_run["held_out_given_paragraph"] == split_run["held_out_given_paragraph"]
+    assert "step 10/10" in (split / "progress.txt").read_text()  # where the run is, at a glance
+    assert "resumed at epoch 1 batch 3/5 (step 3/10)" in (split / "train.log").read_text()
+
+
+def test_a_run_refuses_to_continue_on_changed_data_or_to_start_over_an_existing_run(tmp_path, tiny_base, capsys):
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    out = tmp_path / "run"
+    common = ["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1", "--epochs", "1"]
+    assert train_reader.main([*common, "--out", str(out), "--stop-at-step", "1"]) == 0
+    assert train_reader.main([*common, "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    squad_file(train, "Gamma")
+    assert train_reader.main(["--resume", str(out)]) == 2
+    assert "changed since the run started" in capsys.readouterr().err
+    assert train_reader.main(["--resume", str(tmp_path / "nothing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err

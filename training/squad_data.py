@@ -1,13 +1,18 @@
-"""SQuAD-format questions as training and scoring examples for the reader."""
+"""SQuAD-format questions as training and scoring examples for the reader, and as the windows it trains on."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from qa.answer import normalize
 from qa.chunk import split_sentences
 from qa.squad import squad_paragraphs
+from qa.windows import Windower
 
 
 @dataclass
@@ -56,3 +61,60 @@ def without_evidence(example: Example) -> str | None:
     if any(f" {normalize(text)} " in words for _, text in example.answers):
         return None
     return rest
+
+
+def training_windows(examples: list[Example], windower: Windower, distractors: float, removals: float,
+                     rng: random.Random, negatives: int | None = None):
+    """(ids, type_ids, start, end) per window, ids as compact arrays. Every window of a question's
+    own paragraph is labelled with the answer's pieces, or (0, 0) ([CLS], "no answer") where it does
+    not hold it; a share `distractors` of questions is also asked of a window of another paragraph
+    of the same article and a share `removals` of their own paragraph without its evidence, both
+    labelled (0, 0). `negatives` caps the windows of a question's own paragraph that do not hold
+    its answer (COVID-QA's paragraphs are whole papers, ~20 windows each)."""
+    by_title: dict[str, list[str]] = {}
+    for example in examples:
+        contexts = by_title.setdefault(example.title, [])
+        if example.context not in contexts:
+            contexts.append(example.context)
+    pieces_cache: dict[str, tuple] = {}
+
+    def pieces(text: str):
+        if text not in pieces_cache:
+            pieces_cache[text] = windower.passage_pieces([text])[0]
+        return pieces_cache[text]
+
+    def row(window, start: int = 0, end: int = 0):
+        return np.asarray(window.ids, dtype=np.int32), np.asarray(window.type_ids, dtype=np.int8), start, end
+
+    out = []
+    for example in examples:
+        own = []
+        for window in windower.windows(example.question, [example.context], [pieces(example.context)]):
+            covered = None
+            if example.answers:
+                start, text = example.answers[0]
+                covered = window.pieces_covering(start, start + len(text))
+            own.append(row(window, *(covered or (0, 0))))
+        empty = [k for k, r in enumerate(own) if r[2] == 0]
+        if negatives is not None and len(empty) > negatives:  # no draw otherwise: older runs shuffle as they did
+            dropped = set(empty) - set(rng.sample(empty, negatives))
+            own = [r for k, r in enumerate(own) if k not in dropped]
+        out += own
+        others = [c for c in by_title[example.title] if c != example.context]
+        if others and rng.random() < distractors:
+            other = rng.choice(others)
+            out.append(row(rng.choice(windower.windows(example.question, [other], [pieces(other)]))))
+        # no draw when removals is 0, so runs made before the option shuffle as they did
+        rest = without_evidence(example) if removals and rng.random() < removals else None
+        if rest:
+            out += [row(w) for w in windower.windows(example.question, [rest])]
+    return out
+
+
+def windows_sha256(windows: list) -> str:
+    """What a resumed run must train on again, byte for byte."""
+    digest = hashlib.sha256()
+    for ids, _, start, end in windows:
+        digest.update(ids.tobytes())
+        digest.update(f"{start},{end};".encode())
+    return digest.hexdigest()

@@ -1,10 +1,9 @@
-"""The reader as a torch model, for training: made from a model folder, fed padded batches, saved,
+"""The reader as a torch model, for training: made from a model folder, fed padded batches,
 and scored given the paragraph (SQuAD EM/F1 of its best span per question)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +49,6 @@ def new_reader(model_dir: Path):
     from transformers import BertForQuestionAnswering
 
     return BertForQuestionAnswering.from_pretrained(str(model_dir), local_files_only=True)
-
-
-def save(model, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
 
 
 def logits(model, windows: list[Window], batch_size: int = 64, device: str = "cpu") -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,16 +1,19 @@
 """Fine-tune the packaged MiniLM into the extractive reader that qa ships (SQuAD 2.0 style).
 
-    python training/train_reader.py --out training/runs/heldout \
-        --train ../shared/data/squad/squad1-dev-40.json ../shared/data/squad/squad2-train-10.json \
-        --holdout ../shared/data/squad/squad2-dev-a.json --epochs 3
+    python training/train_reader.py --out training/runs/all --init qa/reader.safetensors \
+        --train ../shared/data/squad/squad1-train.json ../shared/data/squad/squad1-dev-40.json \
+        --holdout ../shared/data/squad/squad2-dev-a.json --epochs 1
+    python training/train_reader.py --resume training/runs/all     # after a stop, anywhere
 
 Every window of the question's own paragraph is a training example (the answer's pieces, or [CLS]
 when the window or the paragraph does not hold it), and each question is also paired with another
 paragraph of the same article, labelled "no answer": at question time the reader reads several
 retrieved passages and must say nothing in those that do not answer. Titles of --holdout files are
 removed from the training data, so the figures written beside the model are held out by article.
-Writes `model.safetensors` (the full fine-tuned weights, for training/make_delta.py) and
-`run.json` (seed, data hashes, hyperparameters, wall time, held-out figures).
+The run is resumable (training/checkpoint.py): a checkpoint every --checkpoint-minutes, at the end
+of each epoch and on SIGTERM; --resume continues it exactly, from the same data order and random
+state. Writes `model.safetensors` (the fine-tuned weights, for training/make_delta.py) and, at the
+end, `run.json` (seed, data hashes, hyperparameters, wall time, held-out figures).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,57 +38,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
-from qa.windows import Windower  # noqa: E402
-from training.squad_data import Example, load_examples, without_evidence  # noqa: E402
-from training.torch_reader import (  # noqa: E402
-    given_paragraph,
-    has_bf16_units,
-    load_windower,
-    new_reader,
-    precision,
-    save,
-    summary,
-    tensors,
+from training.checkpoint import (  # noqa: E402
+    CONFIG_FILE,
+    Position,
+    ProgressLog,
+    ResumeError,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+    save_config,
 )
-
-CHECKPOINT_STEPS = 200  # a session can end mid-epoch; the last checkpoint is never older than this
-
-
-def training_windows(examples: list[Example], windower: Windower, distractors: float, removals: float,
-                     rng: random.Random):
-    """(ids, type_ids, start, end) per window; see the module docstring for what is labelled how."""
-    by_title: dict[str, list[str]] = {}
-    for example in examples:
-        contexts = by_title.setdefault(example.title, [])
-        if example.context not in contexts:
-            contexts.append(example.context)
-    pieces_cache: dict[str, tuple] = {}
-
-    def pieces(text: str):
-        if text not in pieces_cache:
-            pieces_cache[text] = windower.passage_pieces([text])[0]
-        return pieces_cache[text]
-
-    out = []
-    for example in examples:
-        for window in windower.windows(example.question, [example.context], [pieces(example.context)]):
-            label = (0, 0)
-            if example.answers:
-                start, text = example.answers[0]
-                covered = window.pieces_covering(start, start + len(text))
-                label = covered or (0, 0)
-            out.append((window.ids, window.type_ids, *label))
-        others = [c for c in by_title[example.title] if c != example.context]
-        if others and rng.random() < distractors:
-            other = rng.choice(others)
-            windows = windower.windows(example.question, [other], [pieces(other)])
-            window = rng.choice(windows)
-            out.append((window.ids, window.type_ids, 0, 0))
-        # no draw when removals is 0, so runs made before the option shuffle as they did
-        rest = without_evidence(example) if removals and rng.random() < removals else None
-        if rest:
-            out += [(w.ids, w.type_ids, 0, 0) for w in windower.windows(example.question, [rest])]
-    return out
+from training.squad_data import load_examples, training_windows, windows_sha256  # noqa: E402
+from training.torch_reader import given_paragraph, has_bf16_units, load_windower, new_reader, precision, summary, tensors  # noqa: E402,E501
 
 
 def batches(windows: list, batch_size: int, rng: random.Random):
@@ -100,40 +65,71 @@ def batches(windows: list, batch_size: int, rng: random.Random):
     return chunks
 
 
-def train(model, windows: list, epochs: int, lr: float, batch_size: int, seed: int, out: Path, log,
-          device: str = "cpu", bf16: bool = False) -> None:
-    rng = random.Random(seed)
+def train(model, windows: list, config: dict, out: Path, log: ProgressLog, checkpoint_seconds: float,
+          stop_at_step: int | None = None) -> Position | None:
+    """Trains to the end of the run, or to `stop_at_step` or a SIGTERM (a checkpoint is written, and
+    None returned: the run is not finished). Each epoch's order comes from (seed, epoch) alone, so a
+    resumed run skips the batches already trained and sees the same ones after them."""
+    device, bf16, batch_size = config["device"], config["bf16"], config["batch_size"]
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    steps = epochs * math.ceil(len(windows) / batch_size)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config["lr"])
+    per_epoch = math.ceil(len(windows) / batch_size)
+    steps = config["epochs"] * per_epoch
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-    step, started = 0, time.time()
-    for epoch in range(epochs):
-        model.train()
-        for chunk in batches(windows, batch_size, rng):
-            rows = [windows[i] for i in chunk]
-            inputs = tensors(rows, device)
-            with precision(device, bf16):
-                output = model(**inputs, start_positions=torch.tensor([r[2] for r in rows], device=device),
-                               end_positions=torch.tensor([r[3] for r in rows], device=device))
-            output.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if step % 50 == 0:
-                log(f"epoch {epoch + 1} step {step}/{steps} loss {output.loss.item():.3f} "
-                    f"{(time.time() - started) / step:.2f} s/step")
-            if step % CHECKPOINT_STEPS == 0:
-                save(model, out / "model.safetensors")
-        save(model, out / "model.safetensors")
-        log(f"epoch {epoch + 1} done after {time.time() - started:.0f} s; checkpoint written")
+    position = load_checkpoint(out, model, optimizer, schedule) or Position()
+    if position.step:
+        log(f"resumed at epoch {position.epoch + 1} batch {position.batch}/{per_epoch} (step {position.step}/{steps})")
+    stopping = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    began, last_saved, session_steps, seconds_before = time.time(), time.time(), 0, position.train_seconds
+
+    def report(loss: float) -> None:
+        log.where(position, steps, len(windows), config["epochs"], loss, (time.time() - began) / max(1, session_steps))
+
+    def checkpoint(loss: float) -> None:
+        nonlocal last_saved
+        save_checkpoint(out, model, optimizer, schedule, position)
+        last_saved = time.time()
+        report(loss)
+        log(f"checkpoint at step {position.step}")
+
+    try:
+        while position.epoch < config["epochs"]:
+            order = batches(windows, batch_size, random.Random(f"{config['seed']}/{position.epoch}"))
+            model.train()
+            while position.batch < len(order):
+                rows = [windows[i] for i in order[position.batch]]
+                inputs = tensors(rows, device)
+                with precision(device, bf16):
+                    output = model(**inputs, start_positions=torch.tensor([r[2] for r in rows], device=device),
+                                   end_positions=torch.tensor([r[3] for r in rows], device=device))
+                output.loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                position.batch, position.step, session_steps = position.batch + 1, position.step + 1, session_steps + 1
+                position.windows_seen += len(rows)
+                position.train_seconds = seconds_before + time.time() - began
+                if position.step % 50 == 0:
+                    report(output.loss.item())
+                if stopping or position.step == stop_at_step or time.time() - last_saved >= checkpoint_seconds:
+                    checkpoint(output.loss.item())
+                    if stopping or position.step == stop_at_step:
+                        log(f"stopped at step {position.step}; continue with --resume {out}")
+                        return None
+            position.epoch, position.batch = position.epoch + 1, 0
+            checkpoint(output.loss.item())
+            log(f"epoch {position.epoch} done")
+        return position
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def init_provenance(delta: Path) -> dict:
@@ -150,11 +146,102 @@ def init_provenance(delta: Path) -> dict:
     return record
 
 
+def new_config(args) -> dict:
+    """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
+    paths = [str(p) for p in args.train + args.holdout]
+    return {
+        "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
+        "data": {p: file_sha256(Path(p)) for p in paths},
+        "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
+        "negatives": args.negatives, "limit": args.limit, "holdout_limit": args.holdout_limit,
+        "device": args.device, "bf16": args.precision == "bf16" if args.precision else has_bf16_units(args.device),
+        # before anything may replace the delta (shipping this very run does)
+        "init": init_provenance(args.init) if args.init else None,
+    }
+
+
+def check_data(config: dict) -> None:
+    for path, sha in config["data"].items():
+        if not Path(path).is_file():
+            raise ResumeError(f"{path} is gone: the run cannot continue on other data")
+        if file_sha256(Path(path)) != sha:
+            raise ResumeError(f"{path} changed since the run started: it cannot continue on other data")
+
+
+def start_weights(model, config: dict, model_dir: Path) -> None:
+    """A fresh run's weights: the packaged base, or the --init delta it was started from (unchanged)."""
+    init = config["init"]
+    if not init:
+        return
+    from qa.read import merged_state
+
+    if not Path(init["path"]).is_file() or file_sha256(Path(init["path"])) != init["sha256"]:
+        raise ResumeError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
+                          "and the run has no checkpoint yet: start a new run")
+    model.load_state_dict(merged_state(Path(init["path"]), model_dir), strict=False)
+
+
+def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_at_step: int | None) -> int:
+    torch.manual_seed(config["seed"])
+    torch.set_num_threads(threads)
+    log = ProgressLog(out)
+    model_dir = Path(config["base"]) if config["base"] else packaged_model_dir()
+    base_sha = resolve_model(str(model_dir))[1] if config["base"] else resolve_model("all-MiniLM-L6-v2")[1]
+    windower = load_windower(model_dir)
+    holdout, train_files = [Path(p) for p in config["holdout"]], [Path(p) for p in config["train"]]
+    held_titles = {e.title for path in holdout for e in load_examples(path)}
+    examples = [e for path in train_files for e in load_examples(path) if e.title not in held_titles]
+    rng = random.Random(config["seed"])
+    if config["limit"]:
+        examples = rng.sample(examples, min(config["limit"], len(examples)))
+    windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"])
+    digest = windows_sha256(windows)
+    if config.setdefault("windows_sha256", digest) != digest:
+        raise ResumeError("the training windows differ from those the run started with (the windowing or data "
+                          "code changed): it cannot continue; start a new run")
+    save_config(out, config)
+    log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
+        f"{len(held_titles)} titles held out; {threads} threads, {'bf16 autocast' if config['bf16'] else 'fp32'}")
+    model = new_reader(model_dir)
+    if not (out / "checkpoint.pt").exists():
+        start_weights(model, config, model_dir)
+    model.to(config["device"])
+    finished = train(model, windows, config, out, log, checkpoint_minutes * 60, stop_at_step)
+    if finished is None:
+        return 0
+    figures = {}
+    for path in holdout:
+        held = load_examples(path)
+        if config["holdout_limit"]:
+            held = random.Random(config["seed"]).sample(held, min(config["holdout_limit"], len(held)))
+        rows = given_paragraph(model, held, windower, config["device"])
+        (out / f"given-paragraph-{path.stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        figures[path.name] = summary(rows)
+        log(f"{path.name} given the paragraph: {figures[path.name]}")
+    record = {
+        "base": str(model_dir), "base_weights_sha256": base_sha, "seed": config["seed"], "data": config["data"],
+        "held_out_titles": sorted(held_titles), "train_questions": len(examples), "train_windows": len(windows),
+        "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
+                            "distractors": config["distractors"], "removals": config["removals"],
+                            "negatives": config["negatives"], "max_tokens": windower.max_tokens,
+                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
+                            "weight_decay": 0.01, "frozen": "word embeddings",
+                            "precision": "bf16 autocast" if config["bf16"] else "fp32"},
+        "init": config["init"], "device": config["device"], "threads": threads,
+        "train_seconds": round(finished.train_seconds), "held_out_given_paragraph": figures,
+    }
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    log(f"wrote {out / 'model.safetensors'} and run.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", nargs="+", type=Path, required=True, help="SQuAD-format files to train on")
+    parser.add_argument("--train", nargs="+", type=Path, help="SQuAD-format files to train on")
     parser.add_argument("--holdout", nargs="*", type=Path, default=[], help="SQuAD files held out by title and scored")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="a new run folder")
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
     parser.add_argument("--base", type=Path, default=None, help="model folder to start from (default: packaged MiniLM)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -163,76 +250,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--removals", type=float, default=0.0,
                         help="share of answerable questions also asked of their paragraph without the sentences "
                              "that answer them, labelled no answer (training/squad_data.without_evidence)")
+    parser.add_argument("--negatives", type=int, default=None,
+                        help="at most N windows of a question's own paragraph without its answer (long papers)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                         help="bf16 autocast (default where the GPU or CPU has bf16 units) or fp32")
     parser.add_argument("--limit", type=int, default=None, help="train on N random questions only")
     parser.add_argument("--holdout-limit", type=int, default=None, help="score N random held-out questions only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="may differ on --resume")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
     parser.add_argument("--init", type=Path, default=None,
-                        help="start from a shipped delta (e.g. qa/reader.safetensors) instead of a fresh head: "
-                             "more epochs in a later session")
+                        help="start from a shipped delta (e.g. qa/reader.safetensors) instead of a fresh head")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    parser.add_argument("--stop-at-step", type=int, default=None,
+                        help="checkpoint and stop at this step (--resume continues): a run split over sessions")
     args = parser.parse_args(argv)
-
-    bf16 = args.precision == "bf16" if args.precision else has_bf16_units(args.device)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_file = open(args.out / "train.log", "a", encoding="utf-8")
-
-    def log(message: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {message}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
-
-    model_dir = args.base or packaged_model_dir()
-    base_sha = resolve_model(str(model_dir))[1] if args.base else resolve_model("all-MiniLM-L6-v2")[1]
-    windower = load_windower(model_dir)
-    held_titles = {e.title for path in args.holdout for e in load_examples(path)}
-    examples = [e for path in args.train for e in load_examples(path) if e.title not in held_titles]
-    rng = random.Random(args.seed)
-    if args.limit:
-        examples = rng.sample(examples, min(args.limit, len(examples)))
-    windows = training_windows(examples, windower, args.distractors, args.removals, rng)
-    log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
-        f"{len(held_titles)} titles held out")
-    model = new_reader(model_dir)
-    init = init_provenance(args.init) if args.init else None  # before anything may replace the delta
-    if args.init:
-        from qa.read import merged_state
-
-        model.load_state_dict(merged_state(args.init, model_dir), strict=False)
-    model.to(args.device)
-    started = time.time()
-    train(model, windows, args.epochs, args.lr, args.batch_size, args.seed, args.out, log, args.device, bf16)
-    wall = time.time() - started
-    figures = {}
-    for path in args.holdout:
-        held = load_examples(path)
-        if args.holdout_limit:
-            held = random.Random(args.seed).sample(held, min(args.holdout_limit, len(held)))
-        rows = given_paragraph(model, held, windower, args.device)
-        (args.out / f"given-paragraph-{path.stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        figures[path.name] = summary(rows)
-        log(f"{path.name} given the paragraph: {figures[path.name]}")
-    run = {
-        "base": str(model_dir), "base_weights_sha256": base_sha, "seed": args.seed,
-        "data": {str(p): file_sha256(p) for p in args.train + args.holdout},
-        "held_out_titles": sorted(held_titles), "train_questions": len(examples), "train_windows": len(windows),
-        "hyperparameters": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-                            "distractors": args.distractors, "removals": args.removals,
-                            "max_tokens": windower.max_tokens,
-                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
-                            "weight_decay": 0.01, "frozen": "word embeddings",
-                            "precision": "bf16 autocast" if bf16 else "fp32"},
-        "init": init, "device": args.device,
-        "threads": args.threads, "train_seconds": round(wall), "held_out_given_paragraph": figures,
-    }
-    (args.out / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-    log(f"wrote {args.out / 'model.safetensors'} and run.json")
-    return 0
+    try:
+        if args.resume:
+            out, config = args.resume, load_config(args.resume)
+            check_data(config)
+        else:
+            if not args.out or not args.train:
+                parser.error("a new run needs --out and --train (or --resume RUN)")
+            out = args.out
+            if (out / CONFIG_FILE).exists():
+                raise ResumeError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
+            out.mkdir(parents=True, exist_ok=True)
+            config = new_config(args)
+        return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step)
+    except ResumeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""A training run's state on disk, so that a run stopped anywhere continues where it was.
+
+A session ends when it ends: the run folder holds `config.json` (what the run is: data, hashes,
+hyperparameters; written once), `checkpoint.pt` (weights, optimizer and schedule state, the torch
+random state and the position in the data order; tensors and plain data only, loaded with
+`weights_only`, so no pickled class of this project is needed to read it) and `model.safetensors`
+(the same weights, for scoring and make_delta.py). Both are replaced atomically: a run killed while
+writing leaves the previous checkpoint whole. `progress.txt` is one line saying where the run is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+PROGRESS_FILE = "progress.txt"
+
+
+class ResumeError(Exception):
+    """A run folder that cannot be continued as it is (said in one line)."""
+
+
+@dataclass
+class Position:
+    """Where a run is: `epoch` and `batch` index the next batch to train on."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    windows_seen: int = 0
+    train_seconds: float = 0.0
+
+
+def write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_config(out: Path, config: dict) -> None:
+    write_atomically(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+
+
+def load_config(out: Path) -> dict:
+    try:
+        return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResumeError(f"{out} has no {CONFIG_FILE}: not a run folder (start a new run with --out)") from None
+    except ValueError as error:
+        raise ResumeError(f"{out / CONFIG_FILE} is not valid JSON ({error})") from None
+
+
+def save_checkpoint(out: Path, model, optimizer, schedule, position: Position) -> None:
+    from safetensors.torch import save_file
+
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {"model": weights, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+             "torch_rng": torch.get_rng_state(), "position": asdict(position)}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    write_atomically(out / CHECKPOINT_FILE, lambda p: torch.save(state, p))
+    write_atomically(out / "model.safetensors", lambda p: save_file(weights, str(p)))
+
+
+def load_checkpoint(out: Path, model, optimizer, schedule) -> Position | None:
+    """Restores everything `save_checkpoint` wrote; None when the run has no checkpoint yet."""
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several kinds for a damaged file
+        raise ResumeError(f"{path} cannot be read ({type(error).__name__}); the run cannot continue from it") from None
+    model.load_state_dict(state["model"], strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return Position(**state["position"])
+
+
+class ProgressLog:
+    """Appends to train.log and keeps progress.txt as the one line that says where the run is."""
+
+    def __init__(self, out: Path, echo: bool = True):
+        self.out, self.echo = out, echo
+        self.file = open(out / "train.log", "a", encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        if self.echo:
+            print(line, flush=True)
+        self.file.write(line + "\n")
+        self.file.flush()
+
+    def where(self, position: Position, steps: int, total_windows: int, epochs: int, loss: float,
+              seconds_per_step: float) -> None:
+        left = (steps - position.step) * seconds_per_step
+        line = (f"epoch {min(position.epoch + 1, epochs)}/{epochs} step {position.step}/{steps} "
+                f"windows {position.windows_seen}/{total_windows * epochs} loss {loss:.3f} "
+                f"{seconds_per_step:.2f} s/step ETA {left / 3600:.1f} h")
+        self(line)
+        write_atomically(self.out / PROGRESS_FILE,
+                         lambda p: p.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n", encoding="utf-8"))
