@@ -38,12 +38,14 @@ def squad_paragraphs(path: Path) -> tuple[list[SquadParagraph], str]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         version = str(data.get("version", "1.1"))
         paragraphs = []
-        for entry in data["data"]:
+        for article, entry in enumerate(data["data"]):
+            # COVID-QA's articles have no title: its document id, else the article's place, names it
+            title = entry.get("title") or str(entry["paragraphs"][0].get("document_id", f"{path.stem}-{article}"))
             for number, paragraph in enumerate(entry["paragraphs"]):
                 questions = [(qa["id"], qa["question"], [] if qa.get("is_impossible") else
                               [(int(a["answer_start"]), a["text"]) for a in qa["answers"]])
                              for qa in paragraph["qas"]]
-                paragraphs.append(SquadParagraph(entry["title"], number, paragraph["context"], questions))
+                paragraphs.append(SquadParagraph(title, number, paragraph["context"], questions))
     except OSError as exc:
         raise QAError(f"cannot read {path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
