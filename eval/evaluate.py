@@ -29,7 +29,10 @@ from qa.retrieve import RETRIEVERS, Retrieval
 from qa.squad import load_gold
 
 ROOT = Path(__file__).resolve().parent.parent
+RIGHT_F1 = 0.5  # an answer counts as right for answer recall@k
 console = Console(highlight=False)
+
+
 def is_relevant(passage_source: str, passage_text: str, gold: dict) -> bool:
     text = normalize(passage_text)
     return passage_source == gold.get("source") and any(normalize(a) in text for a in gold["answers"] if normalize(a))
@@ -41,7 +44,7 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
     all_passages = qa.all_passages()
     retrieval_rows = {r: [] for r in retrievers}
     questions, latencies = [], []
-    answerable_rows, abstained_unanswerable, abstained, unanswerable = [], 0, 0, 0
+    answerable_rows, abstained_unanswerable, abstained, unanswerable, guessed_unanswerable = [], 0, 0, 0, 0
     for record in gold:
         answerable = bool(record["answers"])
         ranks = {}
@@ -53,10 +56,14 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
                 retrieval_rows[name].append(ranking_metrics(relevance, total))
                 ranks[name] = first_relevant(relevance)
         began = time.perf_counter()
-        result = qa.ask(record["question"], retrieval=Retrieval(answer_retriever), reader=reader)
+        result = qa.ask(record["question"], retrieval=Retrieval(answer_retriever), reader=reader, answers=3)
         latencies.append((time.perf_counter() - began) * 1000)
         predicted = result["answer"]
         em, f1 = best_over_gold(predicted or "", record["answers"])
+        guess = result["best_guess"]
+        shown = [c["answer"] for c in ([guess] if guess else []) + result["alternatives"]]
+        shown = [predicted, *shown] if predicted is not None else shown
+        right = [best_over_gold(text, record["answers"])[1] >= RIGHT_F1 for text in shown]
         if answerable:
             sentence = normalize(result["sentence"] or "")
             answerable_rows.append({
@@ -65,18 +72,29 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
                 "sentence_hit": float(predicted is not None and any(normalize(a) in sentence for a in record["answers"])),
                 "citation_accuracy": float(bool(result["citations"]) and result["citations"][0]["source"] == record["source"]),
                 "answered": float(predicted is not None),
+                "answer_recall@1": float(any(right[:1])),
+                "answer_recall@3": float(any(right[:3])),
+                "guessed": float(guess is not None),
+                "guess_right": float(guess is not None and right[0]),
             })
         else:
             unanswerable += 1
             abstained_unanswerable += predicted is None
+            guessed_unanswerable += guess is not None
         abstained += predicted is None
         questions.append({"id": record["id"], "question": record["question"], "gold": record["answers"],
-                          "predicted": predicted, "confidence": result["confidence"], "em": em, "f1": f1,
+                          "predicted": predicted, "best_guess": guess["answer"] if guess else None,
+                          "alternatives": [c["answer"] for c in result["alternatives"]],
+                          "confidence": result["confidence"], "em": em, "f1": f1,
                           "first_relevant_rank": ranks})
         if progress:
             progress()
     answers = mean_metrics(answerable_rows)
     answers.pop("answered", None)
+    guessed, guess_right = answers.pop("guessed", 0.0), answers.pop("guess_right", 0.0)
+    answers["best_guesses_answerable"] = round(guessed * len(answerable_rows))
+    answers["best_guesses_right"] = round(guess_right / guessed, 4) if guessed else None
+    answers["best_guesses_unanswerable"] = guessed_unanswerable
     answers["abstain_precision"] = round(abstained_unanswerable / abstained, 4) if abstained else 1.0
     answers["abstain_recall"] = round(abstained_unanswerable / unanswerable, 4) if unanswerable else 1.0
     answers["answerable"] = len(answerable_rows)

@@ -1,9 +1,11 @@
-"""Extractive answering: the reader's best span among the retrieved passages, cited exactly.
+"""Extractive answering: the reader's best spans among the retrieved passages, cited exactly.
 
 Every answer is a slice of an article; nothing is generated. The reader (qa/read.py, or a user's
-transformers model through qa/reader.py) scores the spans of all passages read together; the
-best span's margin over "no answer" becomes the confidence through the reader's calibration, and
-below the calibration's threshold the answerer abstains.
+transformers model through qa/reader.py) scores the spans of all passages read together. The best
+span's evidence (its margin over "no answer", its lead over the best other answer, how many
+passages agree on it) becomes a confidence through the reader's calibration, which says one of
+three things: an answer; below its threshold, a best guess marked as unsure; below the guess
+threshold, no answer. Runners-up (distinct answers, best first) come with either of the first two.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from qa.chunk import Passage, split_sentences
-from qa.read import Calibration
+from qa.read import LEAD_CAP, Calibration, Evidence
 from qa.spans import SpanChoice
 
 SPANS_PER_WINDOW = 3
@@ -42,6 +44,17 @@ class Citation:
 
 
 @dataclass
+class Candidate:
+    """A span offered as a best guess or a runner-up: its confidence, its sentence, where it is."""
+
+    answer: str
+    confidence: float
+    sentence: str
+    answer_in_sentence: tuple[int, int]
+    citation: Citation
+
+
+@dataclass
 class Answer:
     question: str
     answer: str | None
@@ -52,6 +65,9 @@ class Answer:
     answer_end: int | None
     citations: list[Citation]
     readings: list[SpanChoice | None]  # each passage's best span, in passage order: why this answer
+    evidence: Evidence | None = None  # of the best span, which the confidence was computed from
+    best_guess: Candidate | None = None  # the best span when it is below the answering threshold only
+    alternatives: list[Candidate] = field(default_factory=list)  # runners-up after the answer or best guess
 
 
 def normalize(text: str) -> str:
@@ -74,26 +90,85 @@ def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -
     return sorted(found, key=lambda span: -span.margin)
 
 
-def answer(question: str, passages: Sequence[Passage], reader: SpanReader) -> Answer:
-    """The best span of the passages read, or an abstention when the reader is not confident enough."""
-    found = read_spans(question, passages, reader)
-    readings = _best_per_passage(found, len(passages))
+def answer(question: str, passages: Sequence[Passage], reader: SpanReader, answers: int = 1,
+           found: Sequence[SpanChoice] | None = None) -> Answer:
+    """The best span of the passages read as an answer, a best guess or an abstention, with up to
+    `answers` - 1 runners-up after the first two; `found`: the passages' `read_spans`, if read already."""
+    calibration = reader.calibration
+    found = read_spans(question, passages, reader) if found is None else found
+    readings = best_per_passage(found, len(passages))
     if not found:
         return Answer(question, None, 0.0, None, None, None, None, [], readings)
-    best = found[0]
-    confidence = reader.calibration.confidence(best.margin)
-    if confidence < reader.calibration.threshold:
-        return Answer(question, None, confidence, None, None, None, None, [], readings)
+    ranked = distinct_spans(found, passages, max(answers, 2))
+    best = ranked[0]
+    evidence = span_evidence(best, ranked[1:], readings, passages)
+    confidence = calibration.confidence(evidence)
+    guess = calibration.guess_threshold
+    if confidence < calibration.threshold and (guess is None or confidence < guess):
+        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence)
+    alternatives = [_candidate(span, [s for s in ranked if s is not span], readings, passages, calibration)
+                    for span in ranked[1:answers]]
+    if confidence < calibration.threshold:
+        chosen = _candidate(best, ranked[1:], readings, passages, calibration)
+        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence, chosen, alternatives)
     passage = passages[best.passage]
-    overlapping = [(a, b) for a, b in split_sentences(passage.text) if a < best.end and b > best.start]
-    sentence_start = min([a for a, _ in overlapping] + [best.start])
-    sentence_end = max([b for _, b in overlapping] + [best.end])
+    sentence_start, sentence_end = _sentence_around(passage.text, best)
     return Answer(question, passage.text[best.start : best.end], confidence,
                   passage.text[sentence_start:sentence_end], passage.start + sentence_start,
-                  passage.start + best.start, passage.start + best.end, _citations(found, passages), readings)
+                  passage.start + best.start, passage.start + best.end, _citations(found, passages), readings,
+                  evidence, None, alternatives)
 
 
-def _best_per_passage(found: Sequence[SpanChoice], count: int) -> list[SpanChoice | None]:
+def distinct_spans(found: Sequence[SpanChoice], passages: Sequence[Passage], limit: int) -> list[SpanChoice]:
+    """The best `limit` spans that are different answers: none overlaps another in the same article,
+    and no two read the same once normalized."""
+    chosen: list[SpanChoice] = []
+    seen: set[str] = set()
+    for span in found:
+        passage = passages[span.passage]
+        key = normalize(passage.text[span.start : span.end])
+        start, end = passage.start + span.start, passage.start + span.end
+        if key in seen or any(passages[c.passage].source == passage.source
+                              and passages[c.passage].start + c.start < end and start < passages[c.passage].start + c.end
+                              for c in chosen):
+            continue
+        chosen.append(span)
+        seen.add(key)
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def span_evidence(span: SpanChoice, others: Sequence[SpanChoice], readings: Sequence[SpanChoice | None],
+                  passages: Sequence[Passage]) -> Evidence:
+    """A span's evidence: its margin, its lead over the best other distinct answer (`others`, best
+    first) and the number of other passages whose own best span is the same answer."""
+    key = normalize(passages[span.passage].text[span.start : span.end])
+    lead = span.margin - others[0].margin if others else LEAD_CAP
+    agreement = sum(1 for number, reading in enumerate(readings)
+                    if reading is not None and number != span.passage
+                    and normalize(passages[number].text[reading.start : reading.end]) == key)
+    return Evidence(span.margin, lead, agreement)
+
+
+def _sentence_around(text: str, span: SpanChoice) -> tuple[int, int]:
+    overlapping = [(a, b) for a, b in split_sentences(text) if a < span.end and b > span.start]
+    return min([a for a, _ in overlapping] + [span.start]), max([b for _, b in overlapping] + [span.end])
+
+
+def _candidate(span: SpanChoice, others: Sequence[SpanChoice], readings: Sequence[SpanChoice | None],
+               passages: Sequence[Passage], calibration: Calibration) -> Candidate:
+    passage = passages[span.passage]
+    sentence_start, sentence_end = _sentence_around(passage.text, span)
+    quote = passage.text[span.start : span.end]
+    return Candidate(quote, calibration.confidence(span_evidence(span, others, readings, passages)),
+                     passage.text[sentence_start:sentence_end],
+                     (span.start - sentence_start, span.end - sentence_start),
+                     Citation(passage.source, passage.title, passage.date, passage.start + span.start,
+                              passage.start + span.end, quote))
+
+
+def best_per_passage(found: Sequence[SpanChoice], count: int) -> list[SpanChoice | None]:
     best: list[SpanChoice | None] = [None] * count
     for span in found:  # best first, so the first of each passage is its best
         if best[span.passage] is None:

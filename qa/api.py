@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa import store
-from qa.answer import Answer, answer
+from qa.answer import Answer, Candidate, answer
 from qa.backend import Backend, FileBackend, OpenIndex
 from qa.build import BuildReport
 from qa.chunk import Passage
@@ -30,6 +30,7 @@ from qa.retrieve import Hit, Retrieval, Retriever
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
 DEFAULT_TOP_K = 5
+MAX_ANSWERS = 10
 
 
 class QA:
@@ -167,16 +168,21 @@ class QA:
         return [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)]
 
     def ask(self, question: str, top_k: int = DEFAULT_TOP_K, retrieval: Retrieval = Retrieval(),
-            reader: str | None = None, explain: bool = False) -> dict:
-        """The answer (or None), its confidence, sentence and citations, and the passages it came from.
+            reader: str | None = None, explain: bool = False, answers: int | None = None) -> dict:
+        """The answer (or None), its confidence, sentence and citations, and the passages it came from;
+        when the reader is unsure, its `best_guess` instead of an answer; `answers` - 1 runners-up
+        (default: none, or 2 with `explain`).
 
         `reader` names a transformers extractive-QA model (local folder or cached name) to pick the
         answer instead of the built-in reader. `explain` adds what the reader made of each passage.
         """
         question = _check_text(question, "question")
+        answers = answers if answers is not None else 3 if explain else 1
+        if not 1 <= answers <= MAX_ANSWERS:
+            raise QAError(f"answers must be from 1 to {MAX_ANSWERS}, got {answers}")
         span_reader = _span_reader(reader)  # a bad model fails before any work
         hits, passages = self.passages_for(question, top_k, retrieval)
-        result = answer(question, passages, span_reader)
+        result = answer(question, passages, span_reader, answers)
         reply = {
             "question": question,
             "answer": result.answer,
@@ -187,6 +193,8 @@ class QA:
                 if result.answer is not None else None
             ),
             "citations": [asdict(c) for c in result.citations],
+            "best_guess": None if result.best_guess is None else _candidate_dict(result.best_guess),
+            "alternatives": [_candidate_dict(c) for c in result.alternatives],
             "passages": [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)],
         }
         if explain:
@@ -206,9 +214,22 @@ class QA:
 
 
 def json_shape(result: dict) -> dict:
-    """`QA.ask`'s result as `qa ask --json` gives it: without `answer_in_sentence`, which only the
-    rich view uses (to highlight the answer)."""
-    return {key: value for key, value in result.items() if key != "answer_in_sentence"}
+    """`QA.ask`'s result as `qa ask --json` gives it: without `answer_in_sentence` (in the answer,
+    best guess and alternatives), which only the rich view uses (to highlight the answer)."""
+
+    def plain(value):
+        return None if value is None else {k: v for k, v in value.items() if k != "answer_in_sentence"}
+
+    shaped = plain(result)
+    if "best_guess" in shaped:
+        shaped["best_guess"] = plain(shaped["best_guess"])
+        shaped["alternatives"] = [plain(c) for c in shaped["alternatives"]]
+    return shaped
+
+
+def _candidate_dict(candidate: Candidate) -> dict:
+    return {"answer": candidate.answer, "confidence": round(candidate.confidence, 4), "sentence": candidate.sentence,
+            "answer_in_sentence": list(candidate.answer_in_sentence), "citation": asdict(candidate.citation)}
 
 
 def _span_reader(name: str | None):
@@ -222,11 +243,14 @@ def _check_text(text: str, what: str) -> str:
 
 
 def _explanation(result: Answer, passages: Sequence[Passage], calibration: Calibration) -> dict:
-    best = max((r for r in result.readings if r is not None), key=lambda r: r.margin, default=None)
+    evidence = result.evidence
     return {
-        "margin": None if best is None else round(best.margin, 4),
+        "margin": None if evidence is None else round(evidence.margin, 4),
+        "lead": None if evidence is None else round(evidence.lead, 4),
+        "agreement": None if evidence is None else evidence.agreement,
         "threshold": calibration.threshold,
-        "margin_needed": round(calibration.margin_needed(), 4),
+        "guess_threshold": calibration.guess_threshold,
+        "margin_needed": None if evidence is None else round(calibration.margin_needed(evidence), 4),
         "passages": [
             {"margin": None if r is None else round(r.margin, 4),
              "span": None if r is None else passage.text[r.start : r.end]}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from qa.api import DEFAULT_TOP_K, QA, json_shape
+from qa.api import DEFAULT_TOP_K, MAX_ANSWERS, QA, json_shape
 from qa.errors import QAError, Terminated
 from qa.retrieve import Retrieval
 from qa.view import View, json_line, shown
@@ -28,12 +28,13 @@ Type a question and press Enter. Commands:
   :search QUERY   the passages that rank highest for QUERY
   :sources        the citations and every passage read for the last answer
   :explain        turn the reader's reasons (score per passage, threshold) on or off
+  :answers N      show the N best distinct answers (default 1, or 3 with :explain)
   :json           turn JSON output (the shape of qa ask --json) on or off
   :rebuild        bring the index up to date after the articles changed
   :help           this list
   :quit           leave (or Ctrl-D)"""
 
-COMMANDS = (":search", ":sources", ":explain", ":json", ":rebuild", ":help", ":quit")
+COMMANDS = (":search", ":sources", ":explain", ":answers", ":json", ":rebuild", ":help", ":quit")
 
 
 def history_file() -> Path:
@@ -47,13 +48,14 @@ class Chat:
     """What each line typed at the prompt does; the terminal loop is `run`."""
 
     def __init__(self, qa: QA, view: View, retrieval: Retrieval = Retrieval(), top_k: int = DEFAULT_TOP_K,
-                 reader: str | None = None, explain: bool = False):
+                 reader: str | None = None, explain: bool = False, answers: int | None = None):
         self.qa = qa
         self.view = view
         self.retrieval = retrieval
         self.top_k = top_k
         self.reader = reader
         self.explain = explain
+        self.answers = answers  # None: as --answers's default
         self.json = False
         self.last: dict | None = None
         self._change_told: str | None = None
@@ -82,6 +84,8 @@ class Chat:
         elif name == ":explain":
             self.explain = not self.explain
             self._say(f"explanations {'on' if self.explain else 'off'}")
+        elif name == ":answers":
+            self._set_answers(argument)
         elif name == ":search":
             self._search(argument)
         elif name == ":sources":
@@ -91,6 +95,13 @@ class Chat:
         else:
             self._say(f"unknown command {shown(name)}; :help lists the commands", style="yellow")
         return True
+
+    def _set_answers(self, argument: str) -> None:
+        if not argument.strip().isdigit() or not 1 <= int(argument) <= MAX_ANSWERS:
+            self._say(f":answers takes a number from 1 to {MAX_ANSWERS}, e.g. :answers 3", style="yellow")
+            return
+        self.answers = int(argument)
+        self._say(f"showing up to {self.answers} answer(s)")
 
     def _say(self, message: str, style: str = "dim") -> None:
         self.view.console.print(f"[{style}]{message}[/]")
@@ -105,7 +116,7 @@ class Chat:
 
     def _ask(self, question: str) -> None:
         self._notice_changes()
-        result = self.qa.ask(question, self.top_k, self.retrieval, self.reader, self.explain)
+        result = self.qa.ask(question, self.top_k, self.retrieval, self.reader, self.explain, self.answers)
         self.last = result
         if self.json:
             self.view.console.out(json_line(json_shape(result)), highlight=False)

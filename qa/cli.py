@@ -18,6 +18,7 @@ from rich.console import Console
 from qa import progress
 from qa.api import QA, json_shape
 from qa.cli_options import (
+    AnswersOption,
     ExplainOption,
     JsonOption,
     ReaderOption,
@@ -76,6 +77,7 @@ def ask(
     top_k: int = TopKOption,
     json_output: bool = JsonOption,
     explain: bool = ExplainOption,
+    answers: Optional[int] = AnswersOption,
     reader: Optional[str] = ReaderOption,
     where: Where = None,
     ranking: Retrieval = None,
@@ -85,7 +87,7 @@ def ask(
     def action() -> None:
         if (question is None) == (file is None):
             raise QAError("give a question or --file FILE (- for stdin), not both and not neither")
-        options = dict(top_k=top_k, retrieval=ranking, reader=reader, explain=explain)
+        options = dict(top_k=top_k, retrieval=ranking, reader=reader, explain=explain, answers=answers)
         if file is not None:
             _ask_batch(_open(where, quiet=True), file, options)
             return
@@ -175,6 +177,7 @@ def index(
 def chat(
     top_k: int = TopKOption,
     explain: bool = ExplainOption,
+    answers: Optional[int] = AnswersOption,
     reader: Optional[str] = ReaderOption,
     where: Where = None,
     ranking: Retrieval = None,
@@ -185,7 +188,7 @@ def chat(
     def action() -> None:
         qa = _open(where, quiet=False)
         qa.warm(reader)
-        talk = session.Chat(qa, View(out, Path(where.corpus)), ranking, top_k, reader, explain)
+        talk = session.Chat(qa, View(out, Path(where.corpus)), ranking, top_k, reader, explain, answers)
         out.print(f"[dim]{talk.greeting()}[/]")
         session.run(talk, session.history_file())
 

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import typer
 
-from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, QA
+from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, MAX_ANSWERS, QA
 from qa.backend import BACKENDS
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError
@@ -57,6 +57,10 @@ ReaderOption = typer.Option(
 TopKOption = typer.Option(DEFAULT_TOP_K, "--top-k", "-k", min=1, max=100, help="Passages to read for the answer.")
 ExplainOption = typer.Option(
     False, "--explain", help="Show why: each passage read, the reader's margin for it, and the threshold.")
+AnswersOption = typer.Option(
+    None, "--answers", "-n", min=1, max=MAX_ANSWERS,
+    help="Show the N best distinct answers: the answer (or best guess) and N-1 runners-up, each with its "
+         "confidence and citation [default: 1, or 3 with --explain].")
 
 
 @dataclass(frozen=True)

@@ -45,24 +45,47 @@ class ReaderModelError(QAError):
     """The shipped reader cannot be built or loaded."""
 
 
+LEAD_CAP = 10.0
+"""A best span's lead over the runner-up counts up to this much: beyond it, the runner-up no longer matters."""
+
+
+@dataclass
+class Evidence:
+    """What the confidence is computed from, for the best span of the passages read."""
+
+    margin: float  # the span's margin over "no answer", less the rank penalty
+    lead: float  # its margin less the best distinct runner-up's (LEAD_CAP when there is none)
+    agreement: int  # other passages whose own best span is the same answer
+
+
 @dataclass
 class Calibration:
-    """confidence = sigmoid(slope * margin + intercept); abstain below `threshold`. A span's margin
-    is its reader margin less `rank_penalty` per place its passage is ranked below the first: the
-    retriever's vote in which span is answered, chosen with the reader on held-out articles."""
+    """confidence = sigmoid(slope * margin + lead_slope * lead + agreement_slope * agreement + intercept);
+    an answer from `threshold`, a best guess from `guess_threshold` (below it, no answer). A span's
+    margin is its reader margin less `rank_penalty` per place its passage is ranked below the first:
+    the retriever's vote in which span is answered, chosen with the reader on held-out articles."""
 
     slope: float
     intercept: float
     threshold: float
     rank_penalty: float = 0.0
+    lead_slope: float = 0.0
+    agreement_slope: float = 0.0
+    guess_threshold: float | None = None  # None: no best guesses
 
-    def confidence(self, margin: float) -> float:
-        z = max(min(self.slope * margin + self.intercept, 30.0), -30.0)
+    def logit(self, evidence: Evidence) -> float:
+        return (self.slope * evidence.margin + self.lead_slope * min(max(evidence.lead, 0.0), LEAD_CAP)
+                + self.agreement_slope * evidence.agreement + self.intercept)
+
+    def confidence(self, evidence: Evidence) -> float:
+        z = max(min(self.logit(evidence), 30.0), -30.0)
         return 1.0 / (1.0 + math.exp(-z))
 
-    def margin_needed(self) -> float:
-        """The margin over "no answer" at which the confidence reaches the threshold."""
-        return (math.log(self.threshold / (1.0 - self.threshold)) - self.intercept) / self.slope
+    def margin_needed(self, evidence: Evidence) -> float:
+        """The margin over "no answer" at which, with the same lead and agreement, the confidence
+        reaches the threshold."""
+        rest = self.logit(evidence) - self.slope * evidence.margin
+        return (math.log(self.threshold / (1.0 - self.threshold)) - rest) / self.slope
 
 
 def load_card(path: Path = CARD_FILE) -> dict:
@@ -76,8 +99,10 @@ def load_card(path: Path = CARD_FILE) -> dict:
 
 def calibration(card: dict) -> Calibration:
     values = card["calibration"]
+    guess = values.get("guess_threshold")
     return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]),
-                       float(values.get("rank_penalty", 0.0)))
+                       float(values.get("rank_penalty", 0.0)), float(values.get("lead_slope", 0.0)),
+                       float(values.get("agreement_slope", 0.0)), None if guess is None else float(guess))
 
 
 def merged_state(delta_path: Path, base_dir: Path) -> dict:

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from qa.api import DEFAULT_TOP_K, QA, json_shape
+from qa.api import DEFAULT_TOP_K, MAX_ANSWERS, QA, json_shape
 from qa.errors import QAError, QuestionError
 from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
 
@@ -40,6 +40,8 @@ class AskRequest(BaseModel):
     fusion: Literal[FUSIONS] | None = None
     alpha: float | None = Field(None, ge=0.0, le=1.0)
     explain: bool = False
+    answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="the N best distinct answers: the answer "
+                                "or best guess, then N-1 in `alternatives` (default 1, or 3 with explain)")
 
 
 class SearchRequest(BaseModel):
@@ -86,7 +88,7 @@ def create_app(qa: QA, token: str | None = None, reader: str | None = None,
     def ask(request: AskRequest) -> dict:
         """The answer, as `qa ask --json` prints it."""
         result = _answering(lambda: qa.ask(request.question, request.top_k, chosen(request), reader,
-                                           request.explain))
+                                           request.explain, request.answers))
         return {**json_shape(result), "warnings": warnings()}
 
     @app.post("/search")

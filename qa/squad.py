@@ -53,6 +53,15 @@ def squad_paragraphs(path: Path) -> tuple[list[SquadParagraph], str]:
     return paragraphs, version
 
 
+def trained_titles(run: dict) -> set[str]:
+    """The article titles a reader was trained on, from its training record (run.json, or the card's
+    `training`): those it lists, else those of its data files less the titles it held out."""
+    if "trained_titles" in run:
+        return set(run["trained_titles"])
+    held = set(run["held_out_titles"])
+    return {p.title for path in run["data"] if Path(path).is_file() for p in squad_paragraphs(Path(path))[0]} - held
+
+
 def load_squad(path: Path) -> tuple[list[Article], list[SquadQuestion], str]:
     """(articles, questions, version) of a SQuAD JSON file."""
     paragraphs, version = squad_paragraphs(path)

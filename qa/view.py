@@ -79,9 +79,11 @@ class View:
                              (f"chars {citation['start']}–{citation['end']}", "dim"))
 
     def answer(self, result: dict, explain: bool = False) -> None:
+        """An answer, a best guess marked as unsure, or no answer; then the runners-up."""
         out = self.console
         out.print(f"[bold]Q:[/] {shown(result['question'])}")
-        if result["answer"] is None:
+        guess = result.get("best_guess")
+        if result["answer"] is None and guess is None:
             out.print(Panel(Text("No answer found in the articles.", style="bold yellow"), expand=False))
             out.print(f"confidence {result['confidence']:.2f} (below the answering threshold)")
             if explain:
@@ -89,18 +91,40 @@ class View:
             else:
                 self.passages(result["passages"], title="Closest passages")
             return
-        out.print(Panel(Text(safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
-                        expand=False))
-        out.print(f"confidence {result['confidence']:.2f}")
-        sentence = Text(safe(result["sentence"]))
-        start, end = result["answer_in_sentence"]
-        sentence.stylize("bold black on yellow", start, end)
-        out.print(Text("“") + sentence + Text("”"))
-        out.print("[bold]Sources:[/]")
-        for number, citation in enumerate(result["citations"], 1):
-            out.print(Text(f"  [{number}] ") + self.citation_line(citation))
+        if guess is not None:
+            out.print(Panel(Text(safe(guess["answer"]), style="bold yellow"), expand=False,
+                            title="Not sure. The closest the articles come:", title_align="left"))
+            out.print(f"confidence {guess['confidence']:.2f} (below the answering threshold)")
+            out.print(self._in_sentence(guess["sentence"], guess["answer_in_sentence"]))
+            out.print(Text("  ") + self.citation_line(guess["citation"]))
+        else:
+            out.print(Panel(Text(safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
+                            expand=False))
+            out.print(f"confidence {result['confidence']:.2f}")
+            out.print(self._in_sentence(result["sentence"], result["answer_in_sentence"]))
+            out.print("[bold]Sources:[/]")
+            for number, citation in enumerate(result["citations"], 1):
+                out.print(Text(f"  [{number}] ") + self.citation_line(citation))
+        self.alternatives(result.get("alternatives") or [])
         if explain:
             self.explanation(result)
+
+    @staticmethod
+    def _in_sentence(sentence: str, where: list[int]) -> Text:
+        text = Text(safe(sentence))
+        text.stylize("bold black on yellow", *where)
+        return Text("“") + text + Text("”")
+
+    def alternatives(self, candidates: list[dict]) -> None:
+        """The runners-up, each with its confidence, its sentence and where it is."""
+        if not candidates:
+            return
+        self.console.print("[bold]Other answers:[/]")
+        for number, candidate in enumerate(candidates, 2):
+            self.console.print(Text(f"  {number}. ") + Text(safe(candidate["answer"]), style="bold")
+                               + Text(f"  confidence {candidate['confidence']:.2f}", style="dim"))
+            self.console.print(Text("     ") + self._in_sentence(candidate["sentence"], candidate["answer_in_sentence"]))
+            self.console.print(Text("     ") + self.citation_line(candidate["citation"]))
 
     def explanation(self, result: dict) -> None:
         """Why this answer or abstention: what the reader made of each passage, against the threshold."""
@@ -116,10 +140,15 @@ class View:
             where = Text.assemble(self._source(passage["source"]), (f" {passage['start']}–{passage['end']}\n", "dim"))
             table.add_row(str(passage["rank"]), f"{passage['score']:.4f}", margin, where + span)
         self.console.print(table)
-        best = "none" if why["margin"] is None else f"{why['margin']:+.2f}"
+        if why["margin"] is None:
+            self.console.print("the reader found no span in the passages read")
+            return
+        guess = "" if why["guess_threshold"] is None else f", a best guess from {why['guess_threshold']:.2f}"
         self.console.print(
-            f"best span's margin over \"no answer\": {best}; it answers from {why['margin_needed']:+.2f} "
-            f"(confidence {why['threshold']:.2f}, the reader's abstention threshold)")
+            f"best span's margin over \"no answer\": {why['margin']:+.2f}, lead over the next answer "
+            f"{why['lead']:+.2f}, {why['agreement']} other passage(s) agree; with these it answers from a margin "
+            f"of {why['margin_needed']:+.2f} (confidence {why['threshold']:.2f}, the reader's abstention "
+            f"threshold{guess})")
 
     def passages(self, passages: list[dict], title: str) -> None:
         if not passages:

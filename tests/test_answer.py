@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from qa.answer import CITE_MARGIN, answer, normalize, read_spans
 from qa.chunk import Passage
-from qa.read import Calibration
+from qa.read import LEAD_CAP, Calibration, Evidence
 from qa.spans import SpanChoice
 
 
 class FixedReader:
     """Returns the spans it was given (character ranges in the passages), best first."""
 
-    def __init__(self, spans: list[SpanChoice], threshold: float = 0.5):
+    def __init__(self, spans: list[SpanChoice], threshold: float = 0.5, guess_threshold: float | None = None):
         self.given = spans
-        self.calibration = Calibration(slope=1.0, intercept=0.0, threshold=threshold)
+        self.calibration = Calibration(slope=1.0, intercept=0.0, threshold=threshold, guess_threshold=guess_threshold)
         self.asked: list[tuple[str, list[str]]] = []
 
     def spans(self, question, passages, per_window=1):
@@ -111,10 +111,65 @@ def test_each_passage_keeps_its_best_span_for_explaining_the_answer():
 
 
 def test_the_margin_needed_is_where_the_confidence_meets_the_threshold():
-    for calibration in (Calibration(0.338, -4.238, 0.133), Calibration(1.0, 0.0, 0.5), Calibration(2.0, 1.0, 0.9)):
-        needed = calibration.margin_needed()
-        assert abs(calibration.confidence(needed) - calibration.threshold) < 1e-9
-        assert calibration.confidence(needed + 0.01) > calibration.threshold > calibration.confidence(needed - 0.01)
+    for calibration in (Calibration(0.338, -4.238, 0.133), Calibration(1.0, 0.0, 0.5), Calibration(2.0, 1.0, 0.9),
+                        Calibration(0.5, -2.0, 0.4, lead_slope=0.3, agreement_slope=0.7)):
+        for lead, agreement in ((0.0, 0), (2.5, 1), (50.0, 3)):
+            needed = calibration.margin_needed(Evidence(0.0, lead, agreement))
+
+            def at(margin):
+                return calibration.confidence(Evidence(margin, lead, agreement))
+
+            assert abs(at(needed) - calibration.threshold) < 1e-9
+            assert at(needed + 0.01) > calibration.threshold > at(needed - 0.01)
+
+
+def test_a_clear_lead_and_agreeing_passages_raise_the_confidence_and_a_lead_counts_up_to_a_cap():
+    calibration = Calibration(1.0, -3.0, 0.5, lead_slope=0.5, agreement_slope=1.0)
+    base = calibration.confidence(Evidence(2.0, 0.0, 0))
+    assert calibration.confidence(Evidence(2.0, 3.0, 0)) > base and calibration.confidence(Evidence(2.0, 0.0, 2)) > base
+    assert calibration.confidence(Evidence(2.0, LEAD_CAP, 0)) == calibration.confidence(Evidence(2.0, 10 * LEAD_CAP, 0))
+    assert calibration.confidence(Evidence(2.0, -4.0, 0)) == base  # a runner-up is not behind itself
+
+
+def test_the_evidence_is_the_lead_over_the_next_distinct_answer_and_the_passages_agreeing():
+    reader = FixedReader([span_of(FERRY, "Nordvik Construction", 5.0), span_of(FERRY, "Nordvik", 4.5),
+                          span_of(OTHER, "Nordvik Construction", 3.0, number=1), span_of(FERRY, "the terminal", 2.0)])
+    evidence = answer("Who?", [FERRY, OTHER], reader).evidence
+    # "Nordvik" overlaps the best span and OTHER's span is the same answer: the next distinct one is "the terminal"
+    assert (evidence.margin, evidence.lead, evidence.agreement) == (5.0, 3.0, 1)
+    assert answer("Who?", [FERRY], FixedReader([span_of(FERRY, "2027", 1.0)])).evidence.lead == LEAD_CAP
+
+
+def test_three_outcomes_an_answer_a_best_guess_marked_unsure_and_no_answer():
+    spans = [span_of(FERRY, "Nordvik Construction", 0.0)]  # confidence 0.5
+    confident = answer("Who?", [FERRY], FixedReader(spans, threshold=0.4, guess_threshold=0.2))
+    assert confident.answer == "Nordvik Construction" and confident.best_guess is None
+    unsure = answer("Who?", [FERRY], FixedReader(spans, threshold=0.6, guess_threshold=0.4))
+    assert unsure.answer is None and unsure.citations == [] and unsure.confidence == 0.5
+    guess = unsure.best_guess
+    assert guess.answer == "Nordvik Construction" and guess.confidence == 0.5
+    assert guess.sentence[slice(*guess.answer_in_sentence)] == guess.answer
+    article_text = " " * FERRY.start + FERRY.text
+    assert article_text[guess.citation.start : guess.citation.end] == guess.citation.quote == guess.answer
+    nothing = answer("Who?", [FERRY], FixedReader(spans, threshold=0.8, guess_threshold=0.6))
+    assert nothing.answer is None and nothing.best_guess is None and nothing.alternatives == []
+    no_guesses = answer("Who?", [FERRY], FixedReader(spans, threshold=0.6))  # a card without a guess threshold
+    assert no_guesses.answer is None and no_guesses.best_guess is None
+
+
+def test_runners_up_are_distinct_answers_best_first_each_cited_in_its_sentence():
+    reader = FixedReader([span_of(FERRY, "Nordvik Construction", 5.0), span_of(FERRY, "Construction", 4.8),
+                          span_of(OTHER, "Nordvik Construction", 4.5, number=1), span_of(FERRY, "the terminal", 2.0),
+                          span_of(OTHER, "last week", 1.0, number=1), span_of(FERRY, "2027", 0.5)])
+    result = answer("Who?", [FERRY, OTHER], reader, answers=3)
+    assert result.answer == "Nordvik Construction"
+    assert [c.answer for c in result.alternatives] == ["the terminal", "last week"]
+    confidences = [c.confidence for c in result.alternatives]
+    assert confidences == sorted(confidences, reverse=True) and confidences[0] < result.confidence
+    week = result.alternatives[1]
+    assert week.citation.source == "other.txt" and week.citation.start == OTHER.start + OTHER.text.index("last week")
+    assert week.sentence == OTHER.text and week.sentence[slice(*week.answer_in_sentence)] == "last week"
+    assert answer("Who?", [FERRY, OTHER], reader).alternatives == []  # one answer unless asked for more
 
 
 def test_the_rank_penalty_lets_retrieval_decide_between_near_equal_spans():

@@ -45,6 +45,14 @@ def test_a_session_answers_runs_its_commands_and_leaves_on_ctrl_d(seeds_qa, seed
     terminal.expect("JSON output off")
     terminal.expect(chat.PROMPT)
 
+    terminal.type(":answers 3\r")
+    terminal.expect("showing up to 3 answer(s)")
+    terminal.expect(chat.PROMPT)
+    terminal.type(QUESTION + "\r")
+    assert "Other answers:" in terminal.expect(chat.PROMPT)
+    terminal.type(":answers many\r")
+    assert ":answers takes a number" in terminal.expect(chat.PROMPT)
+
     terminal.type(":sources\r")
     shown = terminal.expect(chat.PROMPT)
     assert expected["citations"][0]["quote"] in shown and "Passages read for" in shown

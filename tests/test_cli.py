@@ -30,8 +30,9 @@ def ask_json(question: str, corpus, index) -> dict:
 
 def test_ask_json_contract(seeds_index):
     data = ask_json("Who is the chairman of Oracle?", SEEDS, seeds_index)
-    assert set(data) == {"question", "answer", "confidence", "sentence", "citations", "passages", "warnings"}
-    assert data["answer"] == "Larry Ellison"
+    assert set(data) == {"question", "answer", "confidence", "sentence", "citations", "best_guess", "alternatives",
+                         "passages", "warnings"}
+    assert data["answer"] == "Larry Ellison" and data["best_guess"] is None and data["alternatives"] == []
     assert 0.0 <= data["confidence"] <= 1.0
     citation = data["citations"][0]
     assert citation["source"] == "001_86ff3bb821105e2b.txt"
@@ -41,6 +42,31 @@ def test_ask_json_contract(seeds_index):
     for passage in data["passages"]:
         assert {"rank", "source", "title", "start", "end", "text", "score", "bm25_rank", "dense_rank"} <= set(passage)
         assert text_of(SEEDS, passage["source"])[passage["start"] : passage["end"]] == passage["text"]
+
+
+def test_ask_answers_n_gives_distinct_runners_up_in_the_best_guess_shape(seeds_index):
+    result = run("ask", "Who is the chairman of Oracle?", "--json", "--answers", "3", "--corpus", str(SEEDS),
+                 "--index", str(seeds_index))
+    data = json.loads(result.stdout)
+    shown = [data["answer"] or data["best_guess"]["answer"]] + [c["answer"] for c in data["alternatives"]]
+    assert len(data["alternatives"]) == 2 and len({a.lower() for a in shown}) == 3
+    confidences = [c["confidence"] for c in data["alternatives"]]
+    assert confidences == sorted(confidences, reverse=True)
+    for candidate in data["alternatives"]:
+        assert set(candidate) == {"answer", "confidence", "sentence", "citation"}
+        citation = candidate["citation"]
+        assert text_of(SEEDS, citation["source"])[citation["start"] : citation["end"]] == citation["quote"]
+        assert candidate["answer"] == citation["quote"] and candidate["answer"] in candidate["sentence"]
+    bad = run("ask", "Who?", "--answers", "0", "--corpus", str(SEEDS), "--index", str(seeds_index))
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_a_question_about_a_made_up_topic_gets_no_answer_and_no_best_guess(seeds_index):
+    data = ask_json("Which breed of goat won the 1931 Tasmanian yodelling cup?", SEEDS, seeds_index)
+    assert data["answer"] is None and data["best_guess"] is None and data["alternatives"] == []
+    result = run("ask", "Which breed of goat won the 1931 Tasmanian yodelling cup?", "--corpus", str(SEEDS),
+                 "--index", str(seeds_index))
+    assert "No answer found in the articles." in result.stdout and "Not sure" not in result.stdout
 
 
 @pytest.mark.xfail(strict=True, reason="the reader answers 'Larry Ellison', Oracle's chairman, from the sentence "

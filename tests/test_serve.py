@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from qa.api import MAX_ANSWERS, json_shape
 from qa.retrieve import Retrieval
 from tests.conftest import ROOT, SEEDS
 
@@ -61,9 +62,10 @@ def test_ask_search_and_health_answer_as_the_cli_does(server, seeds_qa):
     assert status == 200 and health["status"] == "ok" and health["stale"] is None
     assert health["articles"] == 3 and health["passages"] == len(seeds_qa.all_passages())
     status, data = call(url, "/ask", {"question": QUESTIONS[0]})
-    expected = seeds_qa.ask(QUESTIONS[0])
-    expected.pop("answer_in_sentence")
-    assert status == 200 and data == {**expected, "warnings": []}
+    assert status == 200 and data == {**json_shape(seeds_qa.ask(QUESTIONS[0])), "warnings": []}
+    status, data = call(url, "/ask", {"question": QUESTIONS[0], "answers": 3})
+    assert data == {**json_shape(seeds_qa.ask(QUESTIONS[0], answers=3)), "warnings": []}
+    assert len(data["alternatives"]) == 2
     status, data = call(url, "/ask", {"question": QUESTIONS[0], "explain": True, "top_k": 3})
     assert len(data["explain"]["passages"]) == len(data["passages"]) == 3
     status, data = call(url, "/search", {"query": "Stargate data centers", "top_k": 4, "retriever": "bm25"})
@@ -85,6 +87,8 @@ def test_concurrent_requests_get_the_answers_of_sequential_ones(server):
     ({"question": ""}, 422),
     ({"question": "   "}, 422),
     ({"question": "x", "unknown": 1}, 422),
+    ({"question": "x", "answers": 0}, 422),
+    ({"question": "x", "answers": MAX_ANSWERS + 1}, 422),
     (b"{not json", 422),
     (json.dumps({"question": "x" * (MAX_BODY_BYTES + 10)}).encode(), 413),
 ])

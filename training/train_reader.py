@@ -221,7 +221,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
         log(f"{path.name} given the paragraph: {figures[path.name]}")
     record = {
         "base": str(model_dir), "base_weights_sha256": base_sha, "seed": config["seed"], "data": config["data"],
-        "held_out_titles": sorted(held_titles), "train_questions": len(examples), "train_windows": len(windows),
+        "held_out_titles": sorted(held_titles), "trained_titles": sorted({e.title for e in examples}),
+        "train_questions": len(examples), "train_windows": len(windows),
         "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
                             "distractors": config["distractors"], "removals": config["removals"],
                             "negatives": config["negatives"], "max_tokens": windower.max_tokens,

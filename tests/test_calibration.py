@@ -1,0 +1,61 @@
+"""Fitting the reader's confidence and thresholds (training/calibrate_reader.py) on rows made up here."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+from training.calibrate_reader import confidences, cross_fitted, fit  # noqa: E402
+
+
+def rows_of(data: str, scale: float, count: int = 400, seed: int = 0) -> list[dict]:
+    """Questions of one kind of text whose margins run on their own `scale`: a right span leads its
+    runner-up clearly, a wrong one does not; absent questions have low margins and no lead."""
+    rng = random.Random(seed)
+    rows = []
+    for k in range(count):
+        kind = ("answerable", "answerable", "adversarial", "absent")[k % 4]
+        right = kind == "answerable" and rng.random() < 0.7
+        lead = rng.uniform(3, 8) if right else rng.uniform(0, 2)
+        margin = scale * (rng.uniform(2, 6) if kind != "absent" else rng.uniform(-4, 1))
+        rows.append({"data": data, "title": f"{data}-{k // 4 % 10}", "kind": kind, "margin": margin, "lead": lead,
+                     "agreement": 0, "f1": 1.0 if right else 0.0, "right_in_top3": right})
+    return rows
+
+
+def test_the_lead_tells_near_misses_from_answers_on_every_kind_where_the_margin_alone_cannot():
+    rows = rows_of("wiki", 2.0) + rows_of("reviews", 0.5, seed=1)
+    with_lead = cross_fitted(rows, ("margin", "lead"), 0.0, 0.5)
+    margin_only = cross_fitted(rows, ("margin",), 0.0, 0.5)
+    for data in ("wiki", "reviews"):
+        lead, margin = with_lead[data], margin_only[data]
+        assert lead["has_ans_f1"] >= margin["has_ans_f1"] - 0.01 and lead["absent_no_ans"] >= margin["absent_no_ans"]
+        assert lead["adversarial_no_ans"] > margin["adversarial_no_ans"] + 0.5
+    assert fit(rows, ("margin", "lead"), 0.0, 0.5).lead_slope > 0
+
+
+def test_best_guesses_sit_between_the_two_thresholds_and_are_right_at_the_stated_rate():
+    rows = rows_of("wiki", 1.0, count=800)
+    calibration = fit(rows, ("margin",), 1.0, 0.5)
+    assert calibration.rank_penalty == 1.0 and 0 < calibration.guess_threshold <= calibration.threshold < 1
+    confidence = confidences(calibration, rows)
+    band = [r for r, c in zip(rows, confidence) if calibration.guess_threshold <= c < calibration.threshold]
+    if band:
+        assert sum(r["kind"] == "answerable" and r["f1"] >= 0.5 for r in band) / len(band) >= 0.5
+    strict = fit(rows, ("margin",), 1.0, 0.99)
+    assert strict.guess_threshold >= calibration.guess_threshold  # a higher rate asks for surer guesses
+
+
+def test_cross_fitted_figures_are_reported_per_file_with_recall_at_one_and_three():
+    rows = rows_of("wiki", 1.0) + rows_of("reviews", 1.0, seed=2)
+    figures = cross_fitted(rows, ("margin", "lead", "agreement"), 0.0, 0.5)
+    assert set(figures) == {"wiki", "reviews"}
+    for numbers in figures.values():
+        assert numbers["answerable"] == 200 and numbers["adversarial"] == numbers["absent"] == 100
+        assert 0 <= numbers["has_ans_f1"] <= numbers["best_span_f1"] <= 1
+        assert numbers["recall_at_1"] <= numbers["recall_at_3"]
+        assert sum(b["questions"] for b in numbers["calibration_buckets"]) == 400
