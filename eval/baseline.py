@@ -25,7 +25,7 @@ for question in questions:
 {body}
 print(json.dumps(times))
 """
-# This checkout's answer stage, and the one before the transformer reader (qa.reading + answer.answer).
+# The answer stage since the transformer reader (qa/read.py), and the one before it (qa.reading + answer.answer).
 CURRENT_STAGE = ANSWER_STAGE.format(
     imports="from qa.answer import answer\nfrom qa.read import load_shipped_reader",
     body="    _, passages = qa.passages_for(question)\n    t = time.perf_counter()\n"
@@ -45,7 +45,8 @@ def side_by_side(ref: str, work: Path) -> dict:
         questions = json.dumps([json.loads(line)["question"]
                                 for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines() if line.strip()])
         out = {}
-        for label, checkout, stage in (("current", ROOT, CURRENT_STAGE), (f"baseline {ref}", tree, BASELINE_STAGE)):
+        for label, checkout in (("current", ROOT), (f"baseline {ref}", tree)):
+            stage = CURRENT_STAGE if (checkout / "qa" / "read.py").exists() else BASELINE_STAGE
             index = work / f"side-index-{len(out)}"
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             seeds = str(checkout / "seeds")
