@@ -92,8 +92,8 @@ def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -
 
 def answer(question: str, passages: Sequence[Passage], reader: SpanReader, answers: int = 1,
            found: Sequence[SpanChoice] | None = None) -> Answer:
-    """The best span of the passages read as an answer, a best guess or an abstention, with up to
-    `answers` - 1 runners-up after the first two; `found`: the passages' `read_spans`, if read already."""
+    """The best span of the passages read as an answer, a best guess or an abstention; with either of
+    the first two, up to `answers` - 1 runners-up. `found`: the passages' `read_spans`, if read already."""
     calibration = reader.calibration
     found = read_spans(question, passages, reader) if found is None else found
     readings = best_per_passage(found, len(passages))

@@ -71,3 +71,21 @@ def test_an_abstention_explains_itself_too(seeds_qa):
     assert result["answer"] is None
     why = result["explain"]
     assert why["margin"] is None or why["margin"] < why["margin_needed"]
+
+
+def test_a_best_guess_is_shown_as_unsure_with_its_sentence_citation_and_the_runners_up(tmp_path):
+    citation = {"source": "ferry.txt", "title": "Ferry", "date": None, "start": 30, "end": 50,
+                "quote": "Nordvik Construction"}
+    guess = {"answer": "Nordvik Construction", "confidence": 0.24, "answer_in_sentence": [0, 20],
+             "sentence": "Nordvik Construction will build the terminal.", "citation": citation}
+    other = {**guess, "answer": "the terminal", "confidence": 0.03, "answer_in_sentence": [32, 44],
+             "citation": {**citation, "start": 62, "end": 74, "quote": "the terminal"}}
+    result = {"question": "Who builds it?", "answer": None, "confidence": 0.24, "sentence": None, "citations": [],
+              "best_guess": guess, "alternatives": [other], "passages": []}
+    console, screen = terminal()
+    View(console, tmp_path, links=False).answer(result)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())
+    assert "Not sure. The closest the articles come:" in shown and "No answer found" not in shown
+    assert "confidence 0.24 (below the answering threshold)" in shown and "chars 30–50" in shown
+    assert "Other answers:" in shown and "2. the terminal" in shown and "chars 62–74" in shown
+    assert re.search(r"\x1b\[[0-9;]*43mNordvik Construction\x1b\[0m will build", screen.getvalue())  # highlighted
