@@ -26,10 +26,9 @@ from qa.answer import normalize
 from qa.api import QA
 from qa.errors import QAError
 from qa.retrieve import RETRIEVERS, Retrieval
-from qa.squad import load_gold
+from qa.squad import RIGHT_F1, load_gold
 
 ROOT = Path(__file__).resolve().parent.parent
-RIGHT_F1 = 0.5  # an answer counts as right for answer recall@k
 console = Console(highlight=False)
 
 
@@ -44,7 +43,8 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
     all_passages = qa.all_passages()
     retrieval_rows = {r: [] for r in retrievers}
     questions, latencies = [], []
-    answerable_rows, abstained_unanswerable, abstained, unanswerable, guessed_unanswerable = [], 0, 0, 0, 0
+    answerable_rows, abstained_unanswerable, abstained, unanswerable = [], 0, 0, 0
+    guesses = {"answerable": 0, "right": 0, "unanswerable": 0}
     for record in gold:
         answerable = bool(record["answers"])
         ranks = {}
@@ -74,13 +74,13 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
                 "answered": float(predicted is not None),
                 "answer_recall@1": float(any(right[:1])),
                 "answer_recall@3": float(any(right[:3])),
-                "guessed": float(guess is not None),
-                "guess_right": float(guess is not None and right[0]),
             })
+            guesses["answerable"] += guess is not None
+            guesses["right"] += guess is not None and right[0]
         else:
             unanswerable += 1
             abstained_unanswerable += predicted is None
-            guessed_unanswerable += guess is not None
+            guesses["unanswerable"] += guess is not None
         abstained += predicted is None
         questions.append({"id": record["id"], "question": record["question"], "gold": record["answers"],
                           "predicted": predicted, "best_guess": guess["answer"] if guess else None,
@@ -91,10 +91,9 @@ def evaluate(qa: QA, gold: list[dict], retrievers: list[str], answer_retriever: 
             progress()
     answers = mean_metrics(answerable_rows)
     answers.pop("answered", None)
-    guessed, guess_right = answers.pop("guessed", 0.0), answers.pop("guess_right", 0.0)
-    answers["best_guesses_answerable"] = round(guessed * len(answerable_rows))
-    answers["best_guesses_right"] = round(guess_right / guessed, 4) if guessed else None
-    answers["best_guesses_unanswerable"] = guessed_unanswerable
+    answers["best_guesses_answerable"] = guesses["answerable"]
+    answers["best_guesses_right"] = round(guesses["right"] / guesses["answerable"], 4) if guesses["answerable"] else None
+    answers["best_guesses_unanswerable"] = guesses["unanswerable"]
     answers["abstain_precision"] = round(abstained_unanswerable / abstained, 4) if abstained else 1.0
     answers["abstain_recall"] = round(abstained_unanswerable / unanswerable, 4) if unanswerable else 1.0
     answers["answerable"] = len(answerable_rows)

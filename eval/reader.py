@@ -27,11 +27,9 @@ from qa.answer import answer, distinct_spans, read_spans
 from qa.chunk import Passage
 from qa.errors import QAError
 from qa.read import OnnxReader, calibration, export_folder, load_card, load_shipped_reader
-from qa.squad import squad_paragraphs, trained_titles
+from qa.squad import RIGHT_F1, calibration_table, squad_paragraphs, trained_titles
 
 console = Console(highlight=False)
-RIGHT_F1 = 0.5
-BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def held_out_questions(path: Path) -> list[tuple[str, str, str, list[str]]]:
@@ -67,12 +65,7 @@ def score_given_paragraph(questions, int8: bool | None = None) -> dict:
     has = [r for r in rows if r["answerable"]]
     adversarial = [r for r in rows if not r["answerable"]]
     guesses = [r for r in rows if r["guessed"]]
-    buckets = []
-    for low, high in zip(BUCKETS, BUCKETS[1:]):
-        inside = [r["answerable"] and r["f1"] >= RIGHT_F1 for r in rows
-                  if low <= r["confidence"] < high or (high == 1.0 and r["confidence"] >= 1.0)]
-        if inside:
-            buckets.append({"confidence": f"{low:.1f}-{high:.1f}", "questions": len(inside), "right": mean(inside)})
+    buckets = calibration_table((r["confidence"], r["answerable"] and r["f1"] >= RIGHT_F1) for r in rows)
     return {"questions": len(rows), "answerable": len(has),
             "best_span_has_ans_em": mean(r["em"] for r in has), "best_span_has_ans_f1": mean(r["f1"] for r in has),
             "answered": mean(r["answered"] for r in has),

@@ -9,7 +9,7 @@ import collections
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from qa.answer import normalize
 from qa.errors import QAError
@@ -72,6 +72,25 @@ def load_squad(path: Path) -> tuple[list[Article], list[SquadQuestion], str]:
         for qid, text, answers in paragraph.questions:
             questions.append(SquadQuestion(qid, text, [a for _, a in answers], source))
     return articles, questions, version
+
+
+RIGHT_F1 = 0.5
+"""An answer counts as right (for calibration, best guesses and answer recall@k) from this F1 with a gold answer."""
+
+
+CONFIDENCE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def calibration_table(judged: Iterable[tuple[float, bool]]) -> list[dict]:
+    """How often answers were right at each confidence: (confidence, right) pairs in buckets of 0.2."""
+    judged = list(judged)
+    table = []
+    for low, high in zip(CONFIDENCE_BUCKETS, CONFIDENCE_BUCKETS[1:]):
+        inside = [right for confidence, right in judged if low <= confidence < high or (high == 1.0 and confidence >= 1.0)]
+        if inside:
+            table.append({"confidence": f"{low:.1f}-{high:.1f}", "questions": len(inside),
+                          "right": round(sum(inside) / len(inside), 4)})
+    return table
 
 
 def exact_match(prediction: str, gold: str) -> float:

@@ -37,11 +37,10 @@ import numpy as np  # noqa: E402
 
 from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
 from qa.read import CARD_FILE, DELTA_FILE, LEAD_CAP, Calibration, Evidence, export_folder  # noqa: E402
-from qa.squad import load_squad, trained_titles  # noqa: E402
-from training.calibration_rows import RIGHT_F1, file_rows, title_folds  # noqa: E402
+from qa.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
+from training.calibration_rows import file_rows, title_folds  # noqa: E402
 
 FEATURES = ("margin", "lead", "agreement")
-BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 RIDGE = 1.0
 
 
@@ -115,12 +114,6 @@ def figures(rows: list[dict], confidence: np.ndarray, threshold: np.ndarray, gue
             return round(float(np.mean([test(k) for k in chosen])), 4) if chosen else None
 
         guessed = [k for k in pick if guess[k] <= confidence[k] < threshold[k]]
-        buckets = []
-        for low, high in zip(BUCKETS, BUCKETS[1:]):
-            inside = [is_right(rows[k]) for k in pick if low <= confidence[k] < high or (high == 1.0 and confidence[k] >= 1)]
-            if inside:
-                buckets.append({"confidence": f"{low:.1f}-{high:.1f}", "questions": len(inside),
-                                "right": round(float(np.mean(inside)), 3)})
         out[data] = {
             "answerable": sum(rows[k]["kind"] == "answerable" for k in pick),
             "adversarial": sum(rows[k]["kind"] == "adversarial" for k in pick),
@@ -135,7 +128,7 @@ def figures(rows: list[dict], confidence: np.ndarray, threshold: np.ndarray, gue
             "best_guesses_right": round(float(np.mean([is_right(rows[k]) for k in guessed])), 4) if guessed else None,
             "recall_at_1": share("answerable", lambda k: rows[k]["f1"] >= RIGHT_F1),
             "recall_at_3": share("answerable", lambda k: rows[k]["right_in_top3"]),
-            "calibration_buckets": buckets,
+            "calibration_buckets": calibration_table((confidence[k], is_right(rows[k])) for k in pick),
         }
     return out
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from qa.answer import best_per_passage, distinct_spans, read_spans, span_evidence
 from qa.api import QA
 from qa.read import Calibration, OnnxReader
-from qa.squad import best_over_gold, load_squad
+from qa.squad import RIGHT_F1, best_over_gold, load_squad
 
-RIGHT_F1 = 0.5
 RUNNERS_UP = 3  # answer recall@3: a right answer among the three best distinct spans
 
 

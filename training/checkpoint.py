@@ -26,8 +26,8 @@ PROGRESS_FILE = "progress.txt"
 CHECKPOINT_RECORD = "checkpoint.json"  # run.json's record for the checkpoint's weights, made on request
 
 
-class ResumeError(Exception):
-    """A run folder that cannot be continued as it is (said in one line)."""
+class RunError(Exception):
+    """A run that cannot start or continue as asked (said in one line)."""
 
 
 @dataclass
@@ -55,9 +55,9 @@ def load_config(out: Path) -> dict:
     try:
         return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ResumeError(f"{out} has no {CONFIG_FILE}: not a run folder (start a new run with --out)") from None
+        raise RunError(f"{out} has no {CONFIG_FILE}: not a run folder (start a new run with --out)") from None
     except ValueError as error:
-        raise ResumeError(f"{out / CONFIG_FILE} is not valid JSON ({error})") from None
+        raise RunError(f"{out / CONFIG_FILE} is not valid JSON ({error})") from None
 
 
 def init_provenance(delta: Path) -> dict:
@@ -77,9 +77,9 @@ def init_provenance(delta: Path) -> dict:
 def check_data(config: dict) -> None:
     for path, sha in config["data"].items():
         if not Path(path).is_file():
-            raise ResumeError(f"{path} is gone: the run cannot continue on other data")
+            raise RunError(f"{path} is gone: the run cannot continue on other data")
         if file_sha256(Path(path)) != sha:
-            raise ResumeError(f"{path} changed since the run started: it cannot continue on other data")
+            raise RunError(f"{path} changed since the run started: it cannot continue on other data")
 
 
 def save_checkpoint(out: Path, model, optimizer, schedule, position: Position) -> None:
@@ -102,7 +102,7 @@ def load_checkpoint(out: Path, model, optimizer, schedule) -> Position | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several kinds for a damaged file
-        raise ResumeError(f"{path} cannot be read ({type(error).__name__}); the run cannot continue from it") from None
+        raise RunError(f"{path} cannot be read ({type(error).__name__}); the run cannot continue from it") from None
     model.load_state_dict(state["model"], strict=True)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

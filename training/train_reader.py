@@ -43,10 +43,10 @@ from training.checkpoint import (  # noqa: E402
     CHECKPOINT_RECORD,
     CONFIG_FILE,
     Position,
+    ProgressLog,
+    RunError,
     check_data,
     init_provenance,
-    ProgressLog,
-    ResumeError,
     load_checkpoint,
     load_config,
     read_position,
@@ -54,7 +54,15 @@ from training.checkpoint import (  # noqa: E402
     save_config,
 )
 from training.squad_data import load_examples, training_windows, windows_sha256  # noqa: E402
-from training.torch_reader import given_paragraph, has_bf16_units, load_windower, new_reader, precision, summary, tensors  # noqa: E402,E501
+from training.torch_reader import (  # noqa: E402
+    given_paragraph,
+    has_bf16_units,
+    load_windower,
+    new_reader,
+    precision,
+    summary,
+    tensors,
+)
 
 
 def batches(windows: list, batch_size: int, rng: random.Random):
@@ -70,6 +78,10 @@ def batches(windows: list, batch_size: int, rng: random.Random):
     return chunks
 
 
+def total_steps(config: dict, windows: list) -> int:
+    return config["epochs"] * math.ceil(len(windows) / config["batch_size"])
+
+
 def train(model, windows: list, config: dict, out: Path, log: ProgressLog, checkpoint_seconds: float,
           stop_at_step: int | None = None) -> Position | None:
     """Trains to the end of the run, or to `stop_at_step` or a SIGTERM (a checkpoint is written, and
@@ -83,7 +95,7 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=config["lr"])
     per_epoch = math.ceil(len(windows) / batch_size)
-    steps = config["epochs"] * per_epoch
+    steps = total_steps(config, windows)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
@@ -160,7 +172,7 @@ def start_weights(model, config: dict, model_dir: Path) -> None:
     from qa.read import merged_state
 
     if not Path(init["path"]).is_file() or file_sha256(Path(init["path"])) != init["sha256"]:
-        raise ResumeError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
+        raise RunError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
                           "and the run has no checkpoint yet: start a new run")
     model.load_state_dict(merged_state(Path(init["path"]), model_dir), strict=False)
 
@@ -180,9 +192,11 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     if config["limit"]:
         examples = rng.sample(examples, min(config["limit"], len(examples)))
     windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"])
+    if not windows:
+        raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
     digest = windows_sha256(windows)
     if config.setdefault("windows_sha256", digest) != digest:
-        raise ResumeError("the training windows differ from those the run started with (the windowing or data "
+        raise RunError("the training windows differ from those the run started with (the windowing or data "
                           "code changed): it cannot continue; start a new run")
     save_config(out, config)
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
@@ -202,8 +216,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     if record_checkpoint:
         position = read_position(out)
         if position is None:
-            raise ResumeError(f"{out} has no checkpoint yet")
-        record.update(stopped_at={**asdict(position), "steps": config["epochs"] * math.ceil(len(windows) / config["batch_size"])},
+            raise RunError(f"{out} has no checkpoint yet")
+        record.update(stopped_at={**asdict(position), "steps": total_steps(config, windows)},
                       train_seconds=round(position.train_seconds))
         (out / CHECKPOINT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {out / CHECKPOINT_RECORD}: the record of model.safetensors at step {position.step}")
@@ -271,13 +285,13 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("a new run needs --out and --train (or --resume RUN)")
             out = args.out
             if (out / CONFIG_FILE).exists():
-                raise ResumeError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
+                raise RunError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
             out.mkdir(parents=True, exist_ok=True)
             config = new_config(args)
         if args.record_checkpoint and not args.resume:
             parser.error("--record-checkpoint describes an existing run: give --resume RUN")
         return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step, args.record_checkpoint)
-    except ResumeError as error:
+    except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
