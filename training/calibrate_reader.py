@@ -20,7 +20,8 @@ be one the reader trained on. From each question's best span:
   are still right at --guess-precision or better.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reader.json): provenance,
-calibration, figures per file.
+calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
+hash and the sample, so a later call with other --features or --guess-precision asks nothing again.
 """
 
 from __future__ import annotations

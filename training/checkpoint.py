@@ -5,7 +5,8 @@ hyperparameters; written once), `checkpoint.pt` (weights, optimizer and schedule
 random state and the position in the data order; tensors and plain data only, loaded with
 `weights_only`, so no pickled class of this project is needed to read it) and `model.safetensors`
 (the same weights, for scoring and make_delta.py). Both are replaced atomically: a run killed while
-writing leaves the previous checkpoint whole. `progress.txt` is one line saying where the run is.
+writing leaves the previous checkpoint whole. `progress.txt` is one line saying where the run is;
+`checkpoint.json`, written on request, is run.json's record for the checkpoint's weights.
 """
 
 from __future__ import annotations
