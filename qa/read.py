@@ -57,6 +57,11 @@ class Evidence:
     lead: float  # its margin less the best distinct runner-up's (LEAD_CAP when there is none)
     agreement: int  # other passages whose own best span is the same answer
 
+    @property
+    def counted_lead(self) -> float:
+        """The lead as the confidence counts it: from 0 (a runner-up is not behind itself) to LEAD_CAP."""
+        return min(max(self.lead, 0.0), LEAD_CAP)
+
 
 @dataclass
 class Calibration:
@@ -74,7 +79,7 @@ class Calibration:
     guess_threshold: float | None = None  # None: no best guesses
 
     def logit(self, evidence: Evidence) -> float:
-        return (self.slope * evidence.margin + self.lead_slope * min(max(evidence.lead, 0.0), LEAD_CAP)
+        return (self.slope * evidence.margin + self.lead_slope * evidence.counted_lead
                 + self.agreement_slope * evidence.agreement + self.intercept)
 
     def confidence(self, evidence: Evidence) -> float:

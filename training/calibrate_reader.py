@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
-from qa.read import CARD_FILE, DELTA_FILE, LEAD_CAP, Calibration, Evidence, export_folder  # noqa: E402
+from qa.read import CARD_FILE, DELTA_FILE, Calibration, Evidence, export_folder  # noqa: E402
 from qa.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
 from training.calibration_rows import file_rows, title_folds  # noqa: E402
 
@@ -47,7 +47,7 @@ RIDGE = 1.0
 
 def features_of(rows: list[dict], features: tuple[str, ...]) -> np.ndarray:
     columns = {"margin": [np.clip(r["margin"], -50, 50) for r in rows],
-               "lead": [min(max(r["lead"], 0.0), LEAD_CAP) for r in rows],
+               "lead": [Evidence(r["margin"], r["lead"], r["agreement"]).counted_lead for r in rows],
                "agreement": [r["agreement"] for r in rows]}
     return np.stack([np.asarray(columns[f], dtype=float) for f in features] + [np.ones(len(rows))], axis=1)
 
