@@ -18,7 +18,7 @@ from rich.table import Table
 from eval.evaluate import is_relevant, load_gold
 from eval.metrics import mean_metrics, ranking_metrics
 from qa.api import QA
-from qa.retrieve import OkapiBM25, plural_stem, stem, tokenize
+from qa.bm25 import OkapiBM25, plural_stem, stem, tokenize
 from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,6 +41,15 @@ class Citation:
     start: int
     end: int
     quote: str
+    author: str | None = None
+    sitename: str | None = None
+    page: int | None = None  # a PDF's page (from 1) the quote is on
+
+
+def cite(passage: Passage, start: int, end: int) -> Citation:
+    """Where text[start:end] of a passage lies in its article, with what is known of the article."""
+    return Citation(passage.source, passage.title, passage.date, passage.start + start, passage.start + end,
+                    passage.text[start:end], passage.author, passage.sitename, passage.page)
 
 
 @dataclass
@@ -164,8 +173,7 @@ def _candidate(span: SpanChoice, others: Sequence[SpanChoice], readings: Sequenc
     return Candidate(quote, calibration.confidence(span_evidence(span, others, readings, passages)),
                      passage.text[sentence_start:sentence_end],
                      (span.start - sentence_start, span.end - sentence_start),
-                     Citation(passage.source, passage.title, passage.date, passage.start + span.start,
-                              passage.start + span.end, quote))
+                     cite(passage, span.start, span.end))
 
 
 def best_per_passage(found: Sequence[SpanChoice], count: int) -> list[SpanChoice | None]:
@@ -201,6 +209,5 @@ def _citations(found: Sequence[SpanChoice], passages: Sequence[Passage]) -> list
         quote = passage.text[span.start : span.end]
         if passage.source in cited or normalize(quote) != key:
             continue
-        cited[passage.source] = Citation(passage.source, passage.title, passage.date, passage.start + span.start,
-                                         passage.start + span.end, quote)
+        cited[passage.source] = cite(passage, span.start, span.end)
     return list(cited.values())

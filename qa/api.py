@@ -21,7 +21,7 @@ from qa.build import BuildReport
 from qa.chunk import Passage
 from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
 from qa.errors import ModelError, QAError, QuestionError
-from qa.ingest import Article
+from qa.ingest import Article, skipped_summary
 from qa.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
 from qa.read import Calibration, load_shipped_reader
 from qa.reader import load_reader
@@ -73,8 +73,6 @@ class QA:
             on_progress=self.on_progress,
             on_wait=lambda: self.on_notice(f"another build of {self.backend.location} is running; waiting for it"),
         )
-        for warning in report.skipped:
-            self.on_notice(f"skipped {warning}")
         self.close()
         return report
 
@@ -93,7 +91,9 @@ class QA:
         reason = self.staleness()
         if reason is not None:
             self.on_notice(f"building the index in {self.backend.location} ({reason})")
-            self.build()
+            report = self.build()
+            if report.skipped:
+                self.on_notice(skipped_summary(report.skipped))
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
@@ -265,6 +265,9 @@ def _passage_dict(rank: int, hit: Hit, passage: Passage) -> dict:
         "source": passage.source,
         "title": passage.title,
         "date": passage.date,
+        "author": passage.author,
+        "sitename": passage.sitename,
+        "page": passage.page,
         "start": passage.start,
         "end": passage.end,
         "text": passage.text,

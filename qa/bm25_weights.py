@@ -1,9 +1,9 @@
 """BM25 as sparse vectors, for a search engine that ranks by inner product (Milvus): the product of
-a passage's weights and a question's is the score the file backend's BM25 gives (qa/retrieve.py).
+a passage's weights and a question's is the score the file backend's BM25 gives (qa/bm25.py).
 
     score = sum over the question's terms t of idf(t) * c * tf / (tf + k1 (1 - b + b dl / avgdl))
 
-with c = k1 + 1 and rank-bm25's idf up to retrieve.BM25S_ABOVE passages (BM25Okapi, as the file
+with c = k1 + 1 and rank-bm25's idf up to BM25S_ABOVE passages (BM25Okapi, as the file
 backend keeps it), c = 1 and Robertson's idf clipped at 0 above (bm25s). A passage carries the tf
 part, a question idf(t) * c per occurrence of t, so the idf a question is scored with is always
 the collection's current one; only avgdl is fixed when the weights are written (see AVGDL_DRIFT).
@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from qa.retrieve import BM25_B, BM25_K1, BM25S_ABOVE, IDF_FLOOR
+from qa.bm25 import BM25_B, BM25_K1, BM25S_ABOVE, IDF_FLOOR
 
 OKAPI_EPSILON = 0.25  # rank-bm25's default: a term in over half the passages gets 0.25 * mean idf
 PLACEHOLDER = {0: 1.0}
@@ -61,7 +61,7 @@ class Stats:
 
 
 def okapi_idf(df: int, passages: int, average_idf: float) -> float:
-    """rank-bm25's BM25Okapi idf (written as it computes it), floored as qa.retrieve.OkapiBM25 does."""
+    """rank-bm25's BM25Okapi idf (written as it computes it), floored as qa.bm25.OkapiBM25 does."""
     idf = math.log(passages - df + 0.5) - math.log(df + 0.5)
     return max(idf if idf >= 0 else OKAPI_EPSILON * average_idf, IDF_FLOOR)
 

@@ -22,19 +22,17 @@ from qa import chunk, ingest
 from qa.embed import DEFAULT_PRECISION, resolve_model
 from qa.errors import ModelError
 from qa.folder import build_lock, remove_leftovers
-from qa.freshness import staleness
+from qa.freshness import chunking_params, staleness, tokenizer_params
 from qa.generation import publish, staging_folder
 from qa.onnx_encoder import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, build_encoder, has_onnx_export
 from qa.store import (
     FORMAT_VERSION,
     IN_MEMORY,
     StoreError,
-    chunking_params,
     current_generation,
     load,
     read_manifest,
     safe_sha256,
-    tokenizer_params,
     verified,
 )
 
@@ -48,7 +46,7 @@ class BuildReport:
     embedded: int  # passages whose vectors were computed (the rest were reused)
     embed_seconds: float
     seconds: float
-    skipped: list[str]
+    skipped: list[ingest.Skipped]  # every file of the folder not indexed, with its reason
 
 
 def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_name: str, *, force: bool = False,
@@ -80,7 +78,8 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
         if reason is None:
             manifest = read_manifest(live)
             return BuildReport(False, "up to date", manifest["counts"]["files"], manifest["counts"]["passages"],
-                               0, 0.0, time.perf_counter() - began, [])
+                               0, 0.0, time.perf_counter() - began,
+                               [ingest.Skipped(s["source"], s["reason"]) for s in manifest.get("skipped", [])])
         _, weights = resolve_model(model_name)
         model = {"name": model_name, "weights_sha256": weights, "precision": precision}
         live_model = _reusable_model_export(live, model, full_check=verify)
@@ -110,7 +109,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                     fresh_row += len(group)
                 stat = stats.get(article.source)
                 files.append({"source": article.source, "title": article.title, "date": article.date,
-                              "sha256": article.sha256, "size": stat.size if stat else None,
+                              "author": article.author, "sitename": article.sitename, "sha256": article.sha256, "size": stat.size if stat else None,
                               "mtime_ns": stat.mtime_ns if stat else None, "passages": [row, len(group)]})
                 row += len(group)
             reuse = fresh = None  # copied into `vectors`: at 100k passages each holds 150 MB
@@ -125,7 +124,7 @@ def build_index(corpus: Path | Sequence[ingest.Article], index_dir: Path, model_
                 "counts": {"files": len(files), "passages": len(passages), "skipped": len(skipped_files)},
                 "files": files,
                 "skipped_files": skipped_files,
-                "skipped": skipped,
+                "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
             }
             generation = publish(staging, index_dir, index_id, manifest, passages, vectors)
         remove_leftovers(index_dir, index_id, keep={generation.name} | ({live.name} if live else set()))
@@ -154,7 +153,7 @@ def _previous_vectors(index_dir: Path, model: dict) -> dict[str, np.ndarray]:
 
 
 def read_articles(corpus: Path | Sequence[ingest.Article], strict: bool, follow_links: bool):
-    """(articles, the folder's listing, warnings about skipped files, the corpus's id) of a folder
+    """(articles, the folder's listing, the files not indexed and why, the corpus's id) of a folder
     or of articles given in memory."""
     if isinstance(corpus, Path):
         read = ingest.read_corpus(corpus, strict=strict, follow_links=follow_links)

@@ -30,9 +30,12 @@ class Passage:
     start: int
     end: int
     text: str
+    author: str | None = None
+    sitename: str | None = None
+    page: int | None = None  # a PDF's page (from 1) the passage lies on
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if value is not None or name == "date"}
 
 
 def _ends_sentence(text: str, boundary_end: int) -> bool:
@@ -102,9 +105,20 @@ def _word_count(text: str, span: tuple[int, int]) -> int:
 
 def chunk_article(article: Article, min_words: int = MIN_WORDS, max_words: int = MAX_WORDS,
                   overlap: int = OVERLAP_SENTENCES) -> list[Passage]:
-    """Whole-sentence passages of about min..max words; consecutive ones share `overlap` sentences."""
+    """Whole-sentence passages of about min..max words; consecutive ones share `overlap` sentences.
+    A PDF's pages are cut apart, so that every passage, and so every citation, lies on one page."""
+    if not article.page_starts:
+        return _chunk_span(article, article.body_start, article.body_end, None, min_words, max_words, overlap)
+    ends = article.page_starts[1:] + [len(article.text)]
+    return [passage for number, (start, end) in enumerate(zip(article.page_starts, ends), start=1)
+            for passage in _chunk_span(article, max(start, article.body_start), min(end, article.body_end), number,
+                                       min_words, max_words, overlap)]
+
+
+def _chunk_span(article: Article, begin: int, stop: int, page: int | None, min_words: int, max_words: int,
+                overlap: int) -> list[Passage]:
     text = article.text
-    sentences = split_sentences(text, article.body_start, article.body_end)
+    sentences = split_sentences(text, begin, stop) if begin < stop else []
     counts = [_word_count(text, s) for s in sentences]
     passages: list[Passage] = []
     i = 0
@@ -116,7 +130,8 @@ def chunk_article(article: Article, min_words: int = MIN_WORDS, max_words: int =
             if words >= max_words:
                 break
         start, end = sentences[i][0], sentences[j - 1][1]
-        passages.append(Passage(article.source, article.title, article.date, start, end, text[start:end]))
+        passages.append(Passage(article.source, article.title, article.date, start, end, text[start:end],
+                                article.author, article.sitename, page))
         if j >= len(sentences):
             break
         i = max(j - overlap, i + 1)

@@ -150,13 +150,21 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild from scratch even if nothing changed."),
     verify: bool = typer.Option(False, "--verify", help="Hash every index file, the big ones too, and rebuild "
                                                         "the index if one does not match."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List every file not indexed, with its reason."),
+    json_output: bool = JsonOption,
     where: Where = None,
 ) -> None:
     """Build or update the index of the corpus (only changed articles are embedded again)."""
 
     def action() -> None:
-        qa = _open(where, quiet=False)
+        qa = _open(where, quiet=json_output)
         report = qa.build(force=rebuild, verify=verify)
+        if json_output:
+            print(json_line({"built": report.built, "reason": report.reason, "files": report.files,
+                             "passages": report.passages, "embedded": report.embedded,
+                             "seconds": round(report.seconds, 3), "index": str(qa.backend.location),
+                             "skipped": [{"source": s.source, "reason": s.reason} for s in report.skipped]}))
+            return
         verb = "built" if report.built else "already up to date:"
         rate = f", {report.embedded / report.embed_seconds:.1f} passages/s" if report.embed_seconds else ""
         out.print(
@@ -165,8 +173,12 @@ def index(
             f"in {report.seconds:.1f}s{rate} -> {shown(qa.backend.location)}"
             + (f"  [dim]({shown(report.reason)})[/]" if report.built else "")
         )
-        if report.skipped:
-            out.print(f"[yellow]{len(report.skipped)} file(s) skipped[/] (see warnings above)")
+        if report.skipped and verbose:
+            out.print(f"[yellow]{len(report.skipped)} file(s) not indexed:[/]")
+            for skipped in report.skipped:
+                out.print(f"  {shown(skipped.source)}: {shown(skipped.reason)}")
+        elif report.skipped:
+            out.print(f"[yellow]{len(report.skipped)} file(s) not indexed[/] (--verbose says which and why)")
 
     _run(action)
 

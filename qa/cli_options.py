@@ -1,5 +1,5 @@
 """The options the `qa` commands share, declared once: which articles, model and index (`Where`),
-how passages are ranked (`Retrieval`), and a decorator that hands each group to a command as one
+which passages may be read and how they are ranked (`Retrieval`), and a decorator that hands each group to a command as one
 argument."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.errors import QAError
 from qa.milvus import MilvusBackend
 from qa.milvus_client import DEFAULT_COLLECTION, MilvusConfig
-from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
+from qa.retrieve import DATE_BOUND, FUSIONS, RETRIEVERS, Retrieval
 
 RetrieverChoice = Enum("RetrieverChoice", {name: name for name in RETRIEVERS}, type=str)
 FusionChoice = Enum("FusionChoice", {name: name for name in FUSIONS}, type=str)
 PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
 
 
-CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html articles (searched recursively).")
+CorpusOption = typer.Option(DEFAULT_CORPUS, "--corpus", help="Folder of .txt/.md/.html/.pdf articles (searched recursively).")
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", help="Folder where the index is kept.")
 ModelOption = typer.Option(DEFAULT_MODEL, "--model", help="Embedding model: a sentence-transformers name or local folder.")
 PrecisionOption = typer.Option(
@@ -38,6 +38,22 @@ FusionOption = typer.Option(
     FusionChoice(Retrieval.fusion), "--fusion",
     help="How hybrid combines rankings: min-max normalized scores weighted by --alpha, or reciprocal rank fusion (k=60).")
 AlphaOption = typer.Option(Retrieval.alpha, "--alpha", min=0.0, max=1.0, help="Weight of the dense score in --fusion weighted.")
+
+
+def _date_bound(value: Optional[str]) -> Optional[str]:
+    if value is not None and not DATE_BOUND.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a date; give YYYY, YYYY-MM or YYYY-MM-DD")
+    return value
+
+
+SinceOption = typer.Option(None, "--since", callback=_date_bound, metavar="DATE",
+                           help="Read only articles dated on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD); "
+                                "articles with no known date are left out.")
+UntilOption = typer.Option(None, "--until", callback=_date_bound, metavar="DATE",
+                           help="Read only articles dated on or before DATE.")
+SourceOption = typer.Option(None, "--source", metavar="GLOB",
+                            help="Read only articles whose path in the corpus matches GLOB (e.g. 'reuters/*' or "
+                                 "'*.pdf'; * also crosses folders); repeat it for several.")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of the rich view.")
 StrictOption = typer.Option(False, "--strict", help="Fail on an unreadable article instead of skipping it.")
 FollowLinksOption = typer.Option(
@@ -121,6 +137,9 @@ takes_where = takes_options("where", {
     "milvus_uri": (Optional[str], MilvusUriOption), "milvus_collection": (str, MilvusCollectionOption)}, Where)
 takes_ranking = takes_options("ranking", {
     "retriever": (RetrieverChoice, RetrieverOption), "fusion": (FusionChoice, FusionOption),
-    "alpha": (float, AlphaOption)}, lambda retriever, fusion, alpha: Retrieval(retriever.value, fusion.value, alpha))
+    "alpha": (float, AlphaOption), "since": (Optional[str], SinceOption), "until": (Optional[str], UntilOption),
+    "source": (Optional[list[str]], SourceOption)},
+    lambda retriever, fusion, alpha, since, until, source: Retrieval(
+        retriever.value, fusion.value, alpha, since=since, until=until, sources=tuple(source or ())))
 
 

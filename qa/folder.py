@@ -34,7 +34,7 @@ GITIGNORE = ".gitignore"
 GITIGNORE_TEXT = "# made by qa: everything in this folder is generated\n*\n"
 LOCK = ".lock"
 WRITTEN_FILES = {GENERATION_MARK, MANIFEST, PASSAGES, PASSAGE_OFFSETS, TOKENS, DENSE, *ONNX_FILES}
-BM25S_SUFFIXES = (".index.npy", ".index.json")  # the files bm25s saves above retrieve.BM25S_ABOVE
+BM25S_SUFFIXES = (".index.npy", ".index.json")  # the files bm25s saves above bm25.BM25S_ABOVE
 
 
 def claim(index_dir: Path) -> str:

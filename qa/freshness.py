@@ -7,18 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from qa import ingest
+from qa import chunk, ingest, wordlists
 from qa.embed import DEFAULT_PRECISION
 from qa.store import (
     FORMAT_VERSION,
     IN_MEMORY,
     NewerIndexError,
     StoreError,
-    chunking_params,
     live_generation,
     read_manifest,
     safe_sha256,
-    tokenizer_params,
 )
 
 
@@ -80,3 +78,16 @@ def corpus_changes(corpus: Path | Sequence[ingest.Article], known: dict[str, dic
             if safe_sha256(file.path) != entry["sha256"]:
                 return f"{file.source} changed"
     return None
+
+
+def chunking_params() -> dict:
+    """How files became passages; the readers' versions too, since another trafilatura or pypdf may
+    read other text from the same file (and then offsets and vectors kept by file hash would lie)."""
+    return {"min_words": chunk.MIN_WORDS, "max_words": chunk.MAX_WORDS, "overlap": chunk.OVERLAP_SENTENCES,
+            "readers": ingest.extractor_versions()}
+
+
+def tokenizer_params() -> dict:
+    """How passages were tokenized for BM25 (and cut into sentences): recorded with an index and
+    checked, so an index is never queried with terms of other word lists."""
+    return {"stopwords": True, "stemmer": "light", "word_lists": wordlists.signature()}

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from qa import retrieve
+from qa import bm25
 from qa.chunk import Passage
 from qa.store import (
     DENSE,
@@ -60,9 +60,9 @@ def publish(staging: Path, index_dir: Path, index_id: str, manifest: dict, passa
         for passage in passages:
             offsets.append(offsets[-1] + handle.write((json.dumps(passage.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")))
     np.save(staging / PASSAGE_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
-    tokens = (retrieve.tokenize(p.text) for p in passages)  # one passage's at a time
-    if len(passages) > retrieve.BM25S_ABOVE:
-        retrieve.SparseBM25.build(tokens).save(staging)
+    tokens = (bm25.tokenize(p.text) for p in passages)  # one passage's at a time
+    if len(passages) > bm25.BM25S_ABOVE:
+        bm25.SparseBM25.build(tokens).save(staging)
     else:
         with open(staging / TOKENS, "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in tokens)

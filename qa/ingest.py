@@ -1,8 +1,9 @@
-"""Read a folder of articles into clean text, keeping every offset true to the decoded file.
+"""Read a folder of articles into clean text, keeping every offset true to the text stored.
 
-The article text is never rewritten: page furniture is excluded by narrowing the *body* span,
-so a citation's `start`/`end` always index the same string a user gets by decoding the file
-(for HTML, by reducing it to text with `html_to_text`).
+A text file's text is the decoded file; a web page's is the article trafilatura reads out of it
+(qa/webpage.py), a PDF's its text layer (qa/pdf.py). That text is never rewritten afterwards:
+furniture is excluded by narrowing the *body* span, so a citation's `start`/`end` always index
+the string `text_of` returns. Every file not read is reported with its reason.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import codecs
 import hashlib
 import os
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
+from qa import pdf, webpage
 from qa.errors import QAError
-from qa.metadata import body_span, find_date, find_title, shorten
+from qa.metadata import Extracted, body_span, find_date, find_title, shorten
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 HTML_SUFFIXES = (".html", ".htm")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 """Articles are read whole; a bigger file is refused (with a warning) rather than exhausting memory."""
@@ -36,6 +37,28 @@ class Article:
     body_start: int  # article content lies in text[body_start:body_end]
     body_end: int
     sha256: str  # of the file's bytes
+    author: str | None = None
+    sitename: str | None = None
+    page_starts: list[int] | None = None  # a PDF's pages: where each begins in `text`
+
+
+class Unreadable(ValueError):
+    """One file cannot be indexed; the message is `source: reason`."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source, self.reason = source, reason
+
+
+@dataclass
+class Skipped:
+    """A file of the corpus folder that is not indexed, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 @dataclass
@@ -50,7 +73,7 @@ class CorpusFile:
 class Corpus:
     files: list[CorpusFile]  # everything listed, including files that were skipped
     articles: list[Article]
-    skipped: list[str] = field(default_factory=list)  # one warning line per file left out
+    skipped: list[Skipped] = field(default_factory=list)  # every file left out
 
 
 # --------------------------------------------------------------------------- listing
@@ -60,6 +83,7 @@ class Corpus:
 class Listing:
     files: list[CorpusFile]
     outside_links: list[str]  # links left out because they lead out of the corpus folder
+    other_types: list[str]  # files of types qa does not read
 
 
 def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listing:
@@ -77,6 +101,7 @@ def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listin
     real_root = root.resolve()
     found: list[CorpusFile] = []
     outside: list[str] = []
+    other: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
     pending = [root]
     while pending:
@@ -94,10 +119,11 @@ def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listin
                 continue
             try:
                 is_dir = entry.is_dir()
-                wanted = is_dir or (entry.is_file() and entry.name.lower().endswith(SUPPORTED_SUFFIXES))
-                if not wanted:
-                    continue
                 rel = Path(entry.path).relative_to(root).as_posix()
+                if not is_dir and not (entry.is_file() and entry.name.lower().endswith(SUPPORTED_SUFFIXES)):
+                    if entry.is_file():
+                        other.append(rel)
+                    continue
                 if entry.is_symlink() and not follow_links and not Path(entry.path).resolve().is_relative_to(real_root):
                     outside.append(rel)
                 elif is_dir:
@@ -108,7 +134,7 @@ def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listin
             except OSError:
                 continue  # dangling symlink or vanished file
     found.sort(key=lambda f: f.source)
-    return Listing(found, sorted(outside))
+    return Listing(found, sorted(outside), sorted(other))
 
 
 # --------------------------------------------------------------------------- decoding
@@ -117,151 +143,119 @@ def list_corpus(folder: str | os.PathLike, follow_links: bool = False) -> Listin
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 """UTF-32 first: its little-endian BOM begins with UTF-16's."""
+BINARY_NUL_SHARE = 0.001
+"""Text with more NUL characters than this share is binary (or UTF-16 without a BOM); a stray NUL
+in a large page is only a damaged character, read as a space so that offsets stay put."""
 
 
-def decode(data: bytes, name: str) -> str:
-    """UTF-8, or UTF-16/32 when a BOM says so (the BOM is dropped). Anything else is refused, and so
-    is text holding a NUL anywhere, so offsets can be trusted and binary files stay out."""
-    encoding = next((codec for bom, codec in BOMS if data.startswith(bom)), "utf-8")
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{name}: not valid {encoding.upper().removesuffix('-SIG')} (byte {exc.start}); "
-                         "convert it to UTF-8") from None
-    if "\x00" in text:
-        raise ValueError(f"{name}: looks binary (NUL characters), not a text article")
-    return text
-
-
-class _TextExtractor(HTMLParser):
-    """Visible text of an HTML page, with block elements on their own lines."""
-
-    SKIP = {"script", "style", "noscript", "nav", "footer", "aside", "form", "svg", "template",
-            "iframe", "button", "select"}
-    BLOCK = {"p", "div", "br", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "tr",
-             "table", "section", "article", "header", "main", "blockquote", "pre", "hr", "dd",
-             "dt", "figure", "figcaption", "title"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip_depth = 0
-        self.title: list[str] = []
-        self.h1: list[str] = []
-        self._in_title = False
-        self._in_h1 = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.skip_depth += 1
-        if tag == "title":
-            self._in_title = True
-        elif tag == "h1":
-            self._in_h1 = True
-        if tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and self.skip_depth:
-            self.skip_depth -= 1
-        if tag == "title":
-            self._in_title = False
-        elif tag == "h1":
-            self._in_h1 = False
-        if tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title.append(data)
-            return
-        if self._in_h1:
-            self.h1.append(data)
-        if not self.skip_depth:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> tuple[str, str]:
-    """(text, title) of an HTML document: one line per block, inline whitespace collapsed."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    lines = []
-    for raw in "".join(parser.parts).split("\n"):
-        line = " ".join(raw.split())
-        if line:
-            lines.append(line)
-    title = " ".join("".join(parser.title).split()) or " ".join("".join(parser.h1).split())
-    return "\n\n".join(lines), title
+def decode(data: bytes, page: bool = False) -> str:
+    """UTF-8, or UTF-16/32 when a BOM says so (the BOM is dropped); a web page (`page`) may declare
+    its own charset. Raises ValueError with the reason otherwise."""
+    bom = next((codec for mark, codec in BOMS if data.startswith(mark)), None)
+    if page and bom is None:
+        text = webpage.decode_page(data)
+    else:
+        try:
+            text = data.decode(bom or "utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not valid {(bom or 'utf-8').upper().removesuffix('-SIG')} (byte {exc.start}); "
+                             "convert it to UTF-8") from None
+    nuls = text.count("\x00")
+    if nuls > BINARY_NUL_SHARE * len(text):
+        raise ValueError("looks binary (NUL characters), not a text article")
+    return text.replace("\x00", " ") if nuls else text
 
 
 # --------------------------------------------------------------------------- reading
 
 
 def read_article(file: CorpusFile) -> Article:
-    """One article; raises ValueError with a one-line reason when it cannot be used."""
+    """One article; raises Unreadable with a one-line reason when it cannot be used."""
     if file.size > MAX_FILE_BYTES:
-        raise ValueError(
-            f"{file.source}: {file.size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit per article; split it"
-        )
+        raise Unreadable(file.source, f"{file.size / 2**20:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MB "
+                                      "limit per article; split it")
     try:
         data = file.path.read_bytes()
     except OSError as exc:
-        raise ValueError(f"{file.source}: cannot read ({exc.strerror or exc})") from None
-    text = decode(data, file.source)
-    html_title = ""
-    if file.source.lower().endswith(HTML_SUFFIXES):
-        text, html_title = html_to_text(text)
-    return article_from_text(file.source, text, title=html_title or None, sha256=hashlib.sha256(data).hexdigest())
+        raise Unreadable(file.source, f"cannot read ({exc.strerror or exc})") from None
+    suffix = Path(file.source).suffix.lower()
+    try:
+        if suffix == ".pdf":
+            found = pdf.read_pdf(data)
+        elif suffix in HTML_SUFFIXES:
+            found = webpage.read_page(decode(data, page=True))
+        else:
+            found = Extracted(decode(data))
+        return article_from_text(file.source, found.text, found.title, hashlib.sha256(data).hexdigest(), found)
+    except ValueError as exc:
+        raise Unreadable(file.source, str(exc)) from None
 
 
-def article_from_text(source: str, text: str, title: str | None = None, sha256: str | None = None) -> Article:
-    """An article from text already in memory (the title and date are found when not given)."""
+def article_from_text(source: str, text: str, title: str | None = None, sha256: str | None = None,
+                      found: Extracted | None = None) -> Article:
+    """An article from text already in memory; what a reader `found` about it (date, author,
+    site, pages) is kept, and the title and date are looked for in the text when not given."""
     if not text.strip():
-        raise ValueError(f"{source}: empty, nothing to index")
-    start, end = body_span(text)
+        raise ValueError("empty, nothing to index")
+    if found is not None and found.main_text_only:
+        start, end = len(text) - len(text.lstrip()), len(text.rstrip())
+    else:
+        start, end = body_span(text)
     return Article(
         source=source,
         title=shorten(title) if title else find_title(text, Path(source).stem),
-        date=find_date(text),
+        date=(found and found.date) or find_date(text),
         text=text,
         body_start=start,
         body_end=end,
         sha256=sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        author=found.author if found else None,
+        sitename=found.sitename if found else None,
+        page_starts=found.page_starts if found else None,
     )
 
 
 def read_corpus(folder: str | os.PathLike, strict: bool = False, follow_links: bool = False) -> Corpus:
-    """All usable articles under `folder`. A bad file is skipped with a warning (an error if strict)."""
+    """All usable articles under `folder`; every other file is listed in `skipped` with its reason.
+    A file that cannot be read is an error instead when `strict`."""
     listing = list_corpus(folder, follow_links)
-    files = listing.files
-    corpus = Corpus(files=files, articles=[])
-    if listing.outside_links:
-        shown = ", ".join(listing.outside_links[:5]) + (" …" if len(listing.outside_links) > 5 else "")
-        corpus.skipped.append(f"{len(listing.outside_links)} link(s) leading out of the corpus folder, not followed: "
-                              f"{shown} (pass --follow-links to index them)")
-    if not files:
-        raise CorpusError(
-            f"no articles in {folder}: expected {', '.join(SUPPORTED_SUFFIXES)} files"
-            + (f"; {corpus.skipped[0]}" if corpus.skipped else "")
-        )
-    for file in files:
+    corpus = Corpus(files=listing.files, articles=[])
+    corpus.skipped += [Skipped(link, "a link leading out of the corpus folder, not followed (pass --follow-links "
+                                     "to index it)") for link in listing.outside_links]
+    corpus.skipped += [Skipped(other, f"not a type qa reads ({', '.join(SUPPORTED_SUFFIXES)})")
+                       for other in listing.other_types]
+    if not listing.files:
+        raise CorpusError(f"no articles in {folder}: expected {', '.join(SUPPORTED_SUFFIXES)} files"
+                          + (f"; {corpus.skipped[0]}" if listing.outside_links else ""))
+    for file in listing.files:
         try:
             corpus.articles.append(read_article(file))
-        except ValueError as exc:
+        except Unreadable as exc:
             if strict:
                 raise CorpusError(str(exc)) from None
-            corpus.skipped.append(str(exc))
+            corpus.skipped.append(Skipped(exc.source, exc.reason))
     if not corpus.articles:
-        raise CorpusError(f"no usable articles in {folder}: " + "; ".join(corpus.skipped[:3]))
+        raise CorpusError(f"no usable articles in {folder}: " + "; ".join(map(str, corpus.skipped[:3])))
+    corpus.skipped.sort(key=lambda skipped: skipped.source)
     return corpus
 
 
+def skipped_summary(skipped: list[Skipped], shown: int = 3) -> str:
+    """One line naming the files not indexed; `qa index --verbose` gives each one's reason."""
+    names = ", ".join(s.source for s in skipped[:shown]) + (f" and {len(skipped) - shown} more" if len(skipped) > shown else "")
+    return f"skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}, not indexed: {names} (`qa index --verbose` says why)"
+
+
 def text_of(folder: str | os.PathLike, source: str) -> str:
-    """The decoded text a citation's offsets index, for `source` within `folder`."""
+    """The stored text a citation's offsets index, for `source` within `folder`."""
     root = Path(folder).resolve()
     path = (root / source).resolve()
     if root not in path.parents:
         raise CorpusError(f"{source}: outside the corpus folder")
     stat = path.stat()
     return read_article(CorpusFile(path, source, stat.st_size, stat.st_mtime_ns)).text
+
+
+def extractor_versions() -> dict:
+    """Recorded with an index: text read by another version may differ, so such an index is rebuilt."""
+    return {"html": webpage.extractor_version(), "pdf": pdf.extractor_version()}

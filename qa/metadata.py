@@ -7,9 +7,25 @@ comment forms) is left out by narrowing the body span, so offsets stay true to t
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Iterator
 
 TITLE_MAX_CHARS = 100
+
+
+@dataclass
+class Extracted:
+    """What a page or PDF reader gives: the text every offset will index, and what it knows about it."""
+
+    text: str
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+    sitename: str | None = None
+    page_starts: list[int] | None = None  # a PDF's pages: where each begins in `text`
+    main_text_only: bool = False
+    """The reader kept the article and nothing else (trafilatura, a PDF's text layer): the furniture
+    rules, made for plain text, are not applied (on web pages they cut more article than boilerplate)."""
 
 
 # --------------------------------------------------------------------------- furniture

@@ -169,7 +169,7 @@ class MilvusBackend:
     def _create(self, model: dict) -> dict:
         create_collections(self.milvus, model["dim"])
         meta = {"made_by": MADE_BY, "format": store.FORMAT_VERSION, "model": model,
-                "chunking": store.chunking_params(), "tokenizer": store.tokenizer_params(),
+                "chunking": freshness.chunking_params(), "tokenizer": freshness.tokenizer_params(),
                 "next_id": 0, "pending": [], "skipped_files": [], "bm25": {},
                 "counts": {"files": 0, "passages": 0, "skipped": 0}}
         self._write_meta(meta)
@@ -229,7 +229,7 @@ class MilvusBackend:
             self.milvus.call("insert", self.config.collection, batch)
         upsert_catalog(self.milvus, [
             {"key": article_key(article.source), "kind": "article", "dimension": 0, "df": len(group),
-             "data": {"sha256": article.sha256, "title": article.title,
+             "data": {"sha256": article.sha256, "title": article.title, "date": article.date,
                       "size": getattr(files.get(article.source), "size", None),
                       "mtime_ns": getattr(files.get(article.source), "mtime_ns", None)}}
             for article, group in embedded])

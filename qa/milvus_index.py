@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -24,7 +25,11 @@ class MilvusIndex:
         self.bm25 = meta["bm25"]
         self.hnsw = not milvus.config.local  # see qa.milvus_rows.create_collections
 
-    def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]:
+    def articles(self) -> list[tuple[str, str | None]]:
+        return [(row["key"][2:], row["data"].get("date"))
+                for row in self.milvus.scan(self.catalog, 'kind == "article"', ["key", "data"])]
+
+    def sparse_search(self, terms: list[str], depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
         counts = Counter(term[:MAX_TERM] for term in terms)
         rows = self.milvus.call("get", self.catalog, ids=[row_id(term_key(t)) for t in counts],
                                 output_fields=["key", "dimension", "df"])
@@ -33,16 +38,17 @@ class MilvusIndex:
         if not query:
             return []
         found = self.milvus.call("search", self.collection, data=[query], anns_field="sparse", limit=depth,
-                                 output_fields=["id"],
+                                 output_fields=["id"], filter=_only(within),
                                  search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}})
         return _ranked(found[0], positive_only=True)
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    def dense_search(self, vector: np.ndarray, depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
         params = {"metric_type": "IP"}
         if self.hnsw:  # ef must be at least the number of results
             params["params"] = {"ef": max(store.HNSW_EF_SEARCH, depth)}
         found = self.milvus.call("search", self.collection, data=[np.asarray(vector).reshape(-1).tolist()],
-                                 anns_field="dense", limit=depth, output_fields=["id"], search_params=params)
+                                 anns_field="dense", limit=depth, output_fields=["id"], search_params=params,
+                                 filter=_only(within))
         return _ranked(found[0])
 
     def fetch(self, ids: Sequence[int]) -> list[Passage]:
@@ -62,6 +68,11 @@ class MilvusIndex:
 
     def close(self) -> None:
         """Nothing to release: the connection stays with its backend for the next load."""
+
+
+def _only(within: frozenset[str] | None) -> str:
+    """A Milvus filter keeping the passages of these articles ("" keeps all)."""
+    return "" if within is None else f"source in {json.dumps(sorted(within), ensure_ascii=False)}"
 
 
 def _ranked(hits: Iterable[dict], positive_only: bool = False) -> list[tuple[int, float]]:

@@ -1,7 +1,7 @@
 """The two collections qa keeps in Milvus, for `--milvus-collection NAME` (default qa_passages):
 
     NAME          a row per passage: id (corpus order at the first build, then counted on), source,
-                  title, date, start, end, text, article (its file's sha256), dense (the model's
+                  title, date, author, sitename, page (0: none), start, end, text, article (its file's sha256), dense (the model's
                   vector: FLAT on Lite, exact like the file backend; HNSW on a server) and sparse
                   (its BM25 weights, inner product)
     NAME_catalog  rows keyed "m:meta" (model, chunking, counts, BM25 statistics, ids handed
@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from qa import bm25_weights, retrieve, store
+from qa import bm25, bm25_weights, store
 from qa.chunk import Passage
 from qa.milvus_client import BATCH_ROWS, Connection, MilvusError
 
@@ -25,7 +25,7 @@ TEXT_LIMIT = 65_535  # bytes in a Milvus VARCHAR
 PAD = [0.0, 0.0]
 META_KEY = "m:meta"
 HNSW = {"M": store.HNSW_M, "efConstruction": store.HNSW_EF_CONSTRUCTION}
-PASSAGE_FIELDS = ["source", "title", "date", "start", "end", "text"]
+PASSAGE_FIELDS = ["source", "title", "date", "author", "sitename", "page", "start", "end", "text"]
 MAX_TERM = 512  # characters: a \w+ run of thousands is no word anyone asks for
 
 
@@ -34,8 +34,8 @@ def catalog_name(collection: str) -> str:
 
 
 def terms_of(text: str) -> list[str]:
-    """The BM25 terms of the file backend (qa.retrieve.tokenize), cut to what a catalog key holds."""
-    return [term[:MAX_TERM] for term in retrieve.tokenize(text)]
+    """The BM25 terms of the file backend (qa.bm25.tokenize), cut to what a catalog key holds."""
+    return [term[:MAX_TERM] for term in bm25.tokenize(text)]
 
 
 def term_key(term: str) -> str:
@@ -75,9 +75,10 @@ def create_collections(milvus: Connection, dim: int) -> None:
                           "by qa", advice="pass --milvus-collection another name")
     schema = client.create_schema(auto_id=False, description="passages indexed by qa")
     schema.add_field("id", DataType.INT64, is_primary=True)
-    for name, length in (("source", TEXT_LIMIT), ("title", TEXT_LIMIT), ("date", 64), ("article", 64),
-                         ("text", TEXT_LIMIT)):
+    for name, length in (("source", TEXT_LIMIT), ("title", TEXT_LIMIT), ("date", 64), ("author", TEXT_LIMIT),
+                         ("sitename", TEXT_LIMIT), ("article", 64), ("text", TEXT_LIMIT)):
         schema.add_field(name, DataType.VARCHAR, max_length=length)
+    schema.add_field("page", DataType.INT64)
     schema.add_field("start", DataType.INT64)
     schema.add_field("end", DataType.INT64)
     schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
@@ -107,10 +108,12 @@ def passage_row(passage_id: int, passage: Passage, article_sha256: str, vector: 
     if len(passage.text.encode("utf-8")) > TEXT_LIMIT:
         raise MilvusError(f"a passage of {passage.source} is longer than Milvus's {TEXT_LIMIT}-byte text field")
     return {"id": passage_id, "source": passage.source, "title": passage.title, "date": passage.date or "",
+            "author": passage.author or "", "sitename": passage.sitename or "", "page": passage.page or 0,
             "start": passage.start, "end": passage.end, "text": passage.text, "article": article_sha256,
             "dense": vector.tolist(), "sparse": weights or bm25_weights.PLACEHOLDER}
 
 
 def passage_of(row: dict) -> Passage:
     return Passage(source=row["source"], title=row["title"], date=row["date"] or None, start=int(row["start"]),
-                   end=int(row["end"]), text=row["text"])
+                   end=int(row["end"]), text=row["text"], author=row["author"] or None,
+                   sitename=row["sitename"] or None, page=int(row["page"]) or None)

@@ -1,20 +1,17 @@
-"""Sparse (BM25) and dense (FAISS) retrieval, fused into one ranked list of passages.
-
-BM25 tokenizer: Unicode words, lowercased, curly apostrophes folded, a trailing possessive "'s"
-dropped, English stopwords removed, and a light stemmer applied (`stem`: plurals, irregular past
-forms, -ing/-ed, a final e). Each choice was measured on eval/gold.jsonl and SQuAD (see
-eval/README.md).
-"""
+"""Sparse (BM25, qa/bm25.py) and dense (FAISS) retrieval, fused into one ranked list of passages,
+read only from the articles a question is scoped to (dates, paths)."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from qa import wordlists
+from qa.bm25 import tokenize
+from qa.errors import QuestionError
 
 RRF_K = 60
 CANDIDATE_DEPTH = 50
@@ -27,14 +24,22 @@ DEFAULT_FUSION = "weighted"
 DEFAULT_ALPHA = 0.4
 
 
+DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+"""--since/--until: a year, a month or a day, compared with as much of an article's date."""
+
+
 @dataclass(frozen=True)
 class Retrieval:
-    """How passages are ranked; the CLI, chat and the server build one, the API takes it."""
+    """Which passages may be read and how they are ranked; the CLI, chat and the server build one,
+    the API takes it."""
 
     retriever: str = "hybrid"
     fusion: str = DEFAULT_FUSION
     alpha: float = DEFAULT_ALPHA  # weight of the dense score in weighted fusion
     depth: int = CANDIDATE_DEPTH  # candidates each retriever contributes before fusion
+    since: str | None = None  # only articles dated on or after this (YYYY, YYYY-MM or YYYY-MM-DD)
+    until: str | None = None  # only articles dated on or before this
+    sources: tuple[str, ...] = ()  # only articles whose path in the corpus matches one of these globs
 
     def __post_init__(self):
         if self.retriever not in RETRIEVERS:
@@ -45,122 +50,27 @@ class Retrieval:
             raise ValueError(f"alpha must be between 0 and 1, got {self.alpha}")
         if self.depth < 1:
             raise ValueError(f"depth must be at least 1, got {self.depth}")
+        for name, bound in (("since", self.since), ("until", self.until)):
+            if bound is not None and not DATE_BOUND.fullmatch(bound):
+                raise QuestionError(f"--{name} {bound!r} is not a date; give YYYY, YYYY-MM or YYYY-MM-DD")
 
+    @property
+    def scoped(self) -> bool:
+        return bool(self.since or self.until or self.sources)
 
-STOPWORDS = wordlists.word_set("stopwords.txt")
-_TOKEN = re.compile(r"\w+(?:['’]\w+)*")
-
-
-def plural_stem(word: str) -> str:
-    """Harman's S-stemmer: conflates plurals without touching other word forms."""
-    if len(word) > 3 and word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
-        return word[:-1]
-    if len(word) > 2 and word.endswith("s") and not word.endswith(("us", "ss")):
-        return word[:-1]
-    return word
-
-
-# Past forms a question rarely shares with its answer's sentence ("Who built ..." / "was built by").
-_IRREGULAR_PAST = wordlists.forms_to_word("irregular_past.txt")
-
-
-def stem(word: str) -> str:
-    """A light English stemmer: plurals (the S-stemmer), irregular past forms, -ing and -ed, then a
-    final e, so that "built" meets "build" and "approved" meets "approves"; nothing else is cut.
-    Measured against the S-stemmer alone in eval/tokenizer_ablation.py."""
-    word = plural_stem(word)
-    if word in _IRREGULAR_PAST:
-        word = _IRREGULAR_PAST[word]
-    else:
-        for suffix in ("ing", "ed"):
-            root = word[: -len(suffix)]
-            if word.endswith(suffix) and len(root) >= 3 and not word.endswith("eed") and any(c in "aeiouy" for c in root):
-                word = root[:-1] if len(root) > 3 and root[-1] == root[-2] and root[-1] not in "lsz" else root
-                break
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
-
-
-def words(text: str) -> list[str]:
-    """Lowercased word tokens with apostrophes folded and possessives dropped."""
-    out = []
-    for token in _TOKEN.findall(text.lower()):
-        token = token.replace("’", "'")
-        if token.endswith("'s"):
-            token = token[:-2]
-        out.append(token)
-    return out
-
-
-def tokenize(text: str, stopwords: bool = True, stemmer: Callable[[str], str] | None = stem) -> list[str]:
-    """BM25 terms of `text` (see the module docstring for the rules)."""
-    tokens = words(text)
-    if stopwords:
-        tokens = [t for t in tokens if t not in STOPWORDS]
-    if stemmer is not None:
-        tokens = [stemmer(t) for t in tokens]
-    return tokens
-
-
-BM25S_ABOVE = 20_000
-"""rank-bm25 scores every document in a Python loop per query term (34 ms at 10k passages, 323 ms
-at 100k); above this many passages the index stores bm25s' precomputed sparse scores instead."""
-BM25_K1, BM25_B = 1.5, 0.75
-IDF_FLOOR = 0.05
-
-
-class OkapiBM25:
-    """rank-bm25's BM25Okapi, built from the stored tokens when the index is loaded."""
-
-    def __init__(self, tokens: list[list[str]]):
-        from rank_bm25 import BM25Okapi
-
-        self.model = BM25Okapi(tokens, k1=BM25_K1, b=BM25_B) if tokens else None
-        if self.model:
-            # In a small corpus a term in half the documents gets idf 0 and one in more a tiny
-            # epsilon; floored, every passage sharing a term with the query stays a candidate.
-            for term, idf in self.model.idf.items():
-                self.model.idf[term] = max(idf, IDF_FLOOR)
-
-    def get_scores(self, terms: list[str]) -> np.ndarray:
-        return np.asarray(self.model.get_scores(terms), dtype=np.float64) if self.model else np.zeros(0)
-
-
-class SparseBM25:
-    """bm25s (Robertson idf, same k1 and b): scores precomputed at build time into a sparse matrix."""
-
-    def __init__(self, model):
-        self.model = model
-        self.vocab = model.vocab_dict
-        self.num_docs = int(model.scores["num_docs"])
-
-    @classmethod
-    def build(cls, tokens: Iterable[list[str]]) -> "SparseBM25":
-        """Each passage's tokens are held as int32 ids while the index is built: for 100k passages
-        a few tens of MB instead of the half GB of their token strings."""
-        import bm25s
-
-        vocab: dict[str, int] = {}
-        ids = [np.array([vocab.setdefault(t, len(vocab)) for t in passage], dtype=np.int32) for passage in tokens]
-        model = bm25s.BM25(method="robertson", k1=BM25_K1, b=BM25_B)
-        model.index((ids, vocab), show_progress=False)
-        return cls(model)
-
-    @classmethod
-    def load(cls, folder) -> "SparseBM25":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=True, allow_pickle=False))
-
-    def save(self, folder) -> None:
-        self.model.save(str(folder), show_progress=False, allow_pickle=False)
-
-    def get_scores(self, terms: list[str]) -> np.ndarray:
-        known = [t for t in terms if t in self.vocab]
-        if not known:
-            return np.zeros(self.num_docs)
-        return np.asarray(self.model.get_scores(known), dtype=np.float64)
+    def admits(self, source: str, date: str | None) -> bool:
+        """Whether an article may be read. With --since or --until, an article with no known date
+        may not: nothing says it lies in the range."""
+        if self.sources and not any(fnmatch.fnmatchcase(source, pattern) for pattern in self.sources):
+            return False
+        if self.since or self.until:
+            if not date:
+                return False
+            if self.since and date[: len(self.since)] < self.since:
+                return False
+            if self.until and date[: len(self.until)] > self.until:
+                return False
+        return True
 
 
 @dataclass
@@ -178,13 +88,15 @@ class Hit:
 class SearchIndex(Protocol):
     """What a retriever searches: the index files (qa.store) or a Milvus collection (qa.milvus).
     Both return (passage id, score) pairs, best first, only passages that share a term with the
-    query for the sparse search."""
+    query for the sparse search, and only passages of the articles `within` names when it is given."""
 
     size: int
 
-    def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]: ...
+    def articles(self) -> list[tuple[str, str | None]]: ...  # (source, date) of every article indexed
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]: ...
+    def sparse_search(self, terms: list[str], depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]: ...
+
+    def dense_search(self, vector: np.ndarray, depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]: ...
 
 
 def top_scores(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
@@ -206,11 +118,24 @@ class Retriever:
     def size(self) -> int:
         return self.index.size
 
-    def bm25(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
+    def within(self, retrieval: Retrieval) -> frozenset[str] | None:
+        """The articles `retrieval` lets a query read (None: all); none at all is the user's error."""
+        if not retrieval.scoped:
+            return None
+        indexed = self.index.articles()
+        admitted = frozenset(source for source, date in indexed if retrieval.admits(source, date))
+        if not admitted:
+            asked = ", ".join(f"--{name} {value}" for name, value in (("since", retrieval.since), ("until", retrieval.until))
+                              if value) + "".join(f" --source {pattern}" for pattern in retrieval.sources)
+            dated = sum(1 for _, date in indexed if date)
+            raise QuestionError(f"no indexed article matches {asked.strip()} ({len(indexed)} articles, {dated} with a date)")
+        return admitted
+
+    def bm25(self, query: str, depth: int = CANDIDATE_DEPTH, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
         terms = tokenize(query)
         if not terms or not self.size:
             return []
-        return self.index.sparse_search(terms, depth)
+        return self.index.sparse_search(terms, depth, within)
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's vector, remembered for the last few queries (ask embeds it for two uses)."""
@@ -220,15 +145,16 @@ class Retriever:
             self.query_cache[query] = np.asarray(self.embed_query(query), dtype=np.float32).reshape(1, -1)
         return self.query_cache[query]
 
-    def dense(self, query: str, depth: int = CANDIDATE_DEPTH) -> list[tuple[int, float]]:
+    def dense(self, query: str, depth: int = CANDIDATE_DEPTH, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
         if not self.size or not query.strip():
             return []
-        return self.index.dense_search(self.query_vector(query), min(depth, self.size))
+        return self.index.dense_search(self.query_vector(query), min(depth, self.size), within)
 
     def search(self, query: str, k: int = 10, retrieval: Retrieval = Retrieval()) -> list[Hit]:
         depth = max(retrieval.depth, k)
-        sparse = self.bm25(query, depth) if retrieval.retriever in ("bm25", "hybrid") else []
-        dense = self.dense(query, depth) if retrieval.retriever in ("dense", "hybrid") else []
+        within = self.within(retrieval)
+        sparse = self.bm25(query, depth, within) if retrieval.retriever in ("bm25", "hybrid") else []
+        dense = self.dense(query, depth, within) if retrieval.retriever in ("dense", "hybrid") else []
         if retrieval.retriever == "bm25":
             fused = {i: s for i, s in sparse}
         elif retrieval.retriever == "dense":

@@ -22,35 +22,43 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.api import DEFAULT_TOP_K, MAX_ANSWERS, QA, json_shape
 from qa.errors import QAError, QuestionError
-from qa.retrieve import FUSIONS, RETRIEVERS, Retrieval
+from qa.retrieve import DATE_BOUND, FUSIONS, RETRIEVERS, Retrieval
 
 TOKEN_ENV = "QA_TOKEN"
 MAX_BODY_BYTES = 16 * 1024
 MAX_TEXT_CHARS = 2000  # far longer than any question; the reader reads its first 64 word pieces
 MAX_ASK_TOP_K = 20  # each passage read costs ~60 ms of reader time
 MAX_SEARCH_TOP_K = 100
+MAX_SOURCES = 50
+DATE_PATTERN = f"^{DATE_BOUND.pattern}$"
 STALENESS_TTL_SECONDS = 5.0  # a check stats every article; at most this often
 
 
-class AskRequest(BaseModel):
+class Ranking(BaseModel):
+    """Which passages a request may read and how they are ranked (the CLI's ranking options)."""
+
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_ASK_TOP_K)
     retriever: Literal[RETRIEVERS] | None = None
     fusion: Literal[FUSIONS] | None = None
     alpha: float | None = Field(None, ge=0.0, le=1.0)
+    since: str | None = Field(None, pattern=DATE_PATTERN, description="only articles dated on or after this "
+                              "(YYYY, YYYY-MM or YYYY-MM-DD); articles with no known date are left out")
+    until: str | None = Field(None, pattern=DATE_PATTERN, description="only articles dated on or before this")
+    sources: list[str] | None = Field(None, max_length=MAX_SOURCES,
+                                      description="only articles whose path in the corpus matches one of these globs")
+
+
+class AskRequest(Ranking):
+    question: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_ASK_TOP_K)
     explain: bool = False
     answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="the N best distinct answers: the answer "
                                 "or best guess, then N-1 in `alternatives` (default 1, or 3 with explain)")
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchRequest(Ranking):
     query: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     top_k: int = Field(10, ge=1, le=MAX_SEARCH_TOP_K)
-    retriever: Literal[RETRIEVERS] | None = None
-    fusion: Literal[FUSIONS] | None = None
-    alpha: float | None = Field(None, ge=0.0, le=1.0)
 
 
 def is_loopback(host: str) -> bool:
@@ -64,7 +72,7 @@ def is_loopback(host: str) -> bool:
 
 def create_app(qa: QA, token: str | None = None, reader: str | None = None,
                retrieval: Retrieval = Retrieval()) -> FastAPI:
-    """The API over one loaded `qa`; a request's retriever, fusion and alpha override `retrieval`'s."""
+    """The API over one loaded `qa`; a request's retriever, fusion, alpha, dates and sources override `retrieval`'s."""
     staleness = _cached(qa.staleness, STALENESS_TTL_SECONDS)
     app = FastAPI(title="qa", summary="Answers from a folder of news articles, citing the exact source text.",
                   dependencies=[Depends(_token_check(token))])
@@ -76,7 +84,9 @@ def create_app(qa: QA, token: str | None = None, reader: str | None = None,
             f"the articles changed since the server loaded the index ({reason}); restart it to answer from them"]
 
     def chosen(request: AskRequest | SearchRequest) -> Retrieval:
-        given = {name: getattr(request, name) for name in ("retriever", "fusion", "alpha")}
+        given = {name: getattr(request, name) for name in ("retriever", "fusion", "alpha", "since", "until")}
+        if request.sources is not None:
+            given["sources"] = tuple(request.sources)
         return replace(retrieval, **{name: value for name, value in given.items() if value is not None})
 
     @app.get("/health")

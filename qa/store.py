@@ -29,17 +29,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa import chunk, retrieve, wordlists
+from qa import bm25, retrieve
 from qa.chunk import Passage
 from qa.embed import file_sha256
 from qa.errors import QAError
 
-FORMAT_VERSION = 8
-"""Raised whenever what an index holds changes, including the passages ingest and chunking cut and
-the BM25 terms (4: a leading `date` field is no longer body text, and terms are stemmed by
-`retrieve.stem`; 5: the model's ONNX export also gave MiniLM's middle layer; 6: it no longer does;
-7: generations carry the index's id, files their mtime and inode),
-so an older index is rebuilt rather than trusted."""
+FORMAT_VERSION = 9
+"""Raised whenever what an index holds changes (the passages ingest and chunking cut, the BM25
+terms, the model's export, the layout; 9: web pages read by trafilatura, PDFs, passages with
+author, site and page), so an older index is rebuilt rather than trusted."""
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"
@@ -101,7 +99,7 @@ class LoadedIndex:
     folder: Path  # the generation folder
     manifest: dict
     passages: PassageStore
-    sparse: retrieve.OkapiBM25 | retrieve.SparseBM25
+    sparse: bm25.OkapiBM25 | bm25.SparseBM25
     dense: object  # faiss index
     hold: object  # the open `.qa-generation` whose shared lock keeps builds from removing the folder
 
@@ -109,11 +107,33 @@ class LoadedIndex:
     def size(self) -> int:
         return len(self.passages)
 
-    def sparse_search(self, terms: list[str], depth: int) -> list[tuple[int, float]]:
-        return retrieve.top_scores(self.sparse.get_scores(terms), depth)
+    def articles(self) -> list[tuple[str, str | None]]:
+        return [(entry["source"], entry.get("date")) for entry in self.manifest["files"]]
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        scores, ids = self.dense.search(vector, depth)
+    def passages_of(self, within: frozenset[str]) -> np.ndarray:
+        """Which passages belong to these articles (each article's passages are one run of ids)."""
+        mask = np.zeros(self.size, bool)
+        for entry in self.manifest["files"]:
+            if entry["source"] in within:
+                mask[entry["passages"][0] : sum(entry["passages"])] = True
+        return mask
+
+    def sparse_search(self, terms: list[str], depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
+        scores = self.sparse.get_scores(terms)
+        return retrieve.top_scores(scores if within is None else np.where(self.passages_of(within), scores, 0.0), depth)
+
+    def dense_search(self, vector: np.ndarray, depth: int, within: frozenset[str] | None = None) -> list[tuple[int, float]]:
+        if within is None:
+            scores, ids = self.dense.search(vector, depth)
+        else:
+            faiss = faiss_module()
+            allowed = np.flatnonzero(self.passages_of(within))
+            if not len(allowed):
+                return []
+            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))  # kept alive here while FAISS uses it
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self.dense.hnsw.efSearch)
+                      if hasattr(self.dense, "hnsw") else faiss.SearchParameters(sel=selector))
+            scores, ids = self.dense.search(vector, min(depth, len(allowed)), params=params)
         # FAISS pads with id -1 when fewer than `depth` vectors exist.
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
@@ -126,16 +146,6 @@ class LoadedIndex:
     def close(self) -> None:
         """Let a later build remove this generation once it is no longer the live one."""
         self.hold.close()
-
-
-def chunking_params() -> dict:
-    return {"min_words": chunk.MIN_WORDS, "max_words": chunk.MAX_WORDS, "overlap": chunk.OVERLAP_SENTENCES}
-
-
-def tokenizer_params() -> dict:
-    """How passages were tokenized for BM25 (and cut into sentences): recorded with an index and
-    checked, so an index is never queried with terms of other word lists."""
-    return {"stopwords": True, "stemmer": "light", "word_lists": wordlists.signature()}
 
 
 def faiss_module():
@@ -259,9 +269,9 @@ def _load_generation(generation: Path, hold, full_check: bool) -> LoadedIndex:
         passages = PassageStore(generation / PASSAGES, np.load(generation / PASSAGE_OFFSETS, allow_pickle=False))
         if (generation / TOKENS).is_file():
             with open(generation / TOKENS, encoding="utf-8") as handle:
-                sparse = retrieve.OkapiBM25([json.loads(line) for line in handle])
+                sparse = bm25.OkapiBM25([json.loads(line) for line in handle])
         else:
-            sparse = retrieve.SparseBM25.load(generation)
+            sparse = bm25.SparseBM25.load(generation)
         dense = faiss_module().read_index(str(generation / DENSE))
         if hasattr(dense, "hnsw"):
             dense.hnsw.efSearch = HNSW_EF_SEARCH

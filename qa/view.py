@@ -74,9 +74,11 @@ class View:
         return text
 
     def citation_line(self, citation: dict) -> Text:
-        date = f", {citation['date']}" if citation.get("date") else ""
-        return Text.assemble(self._source(citation["source"]), f" — {safe(citation['title'])}{safe(date)} ",
-                             (f"chars {citation['start']}–{citation['end']}", "dim"))
+        about = "".join(f", {part}" for part in (citation.get("date"), citation.get("author") and f"by {citation['author']}",
+                                                   citation.get("sitename")) if part)
+        page = f"page {citation['page']}, " if citation.get("page") else ""
+        return Text.assemble(self._source(citation["source"]), f" — {safe(citation['title'])}{safe(about)} ",
+                             (f"{page}chars {citation['start']}–{citation['end']}", "dim"))
 
     def answer(self, result: dict, explain: bool = False) -> None:
         """An answer, a best guess marked as unsure, or no answer; then the runners-up."""
@@ -162,7 +164,8 @@ class View:
         table.add_column("source / passage", ratio=1)
         for p in passages:
             snippet = p["text"] if len(p["text"]) <= 320 else p["text"][:320].rsplit(" ", 1)[0] + " …"
-            where = Text.assemble(self._source(p["source"]), (f" {p['start']}–{p['end']}\n", "dim"))
+            page = f" page {p['page']}," if p.get("page") else ""
+            where = Text.assemble(self._source(p["source"]), (f"{page} {p['start']}–{p['end']}\n", "dim"))
             table.add_row(str(p["rank"]), f"{p['score']:.4f}",
                           "-" if p["bm25_rank"] is None else str(p["bm25_rank"]),
                           "-" if p["dense_rank"] is None else str(p["dense_rank"]),

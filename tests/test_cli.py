@@ -36,7 +36,7 @@ def test_ask_json_contract(seeds_index):
     assert 0.0 <= data["confidence"] <= 1.0
     citation = data["citations"][0]
     assert citation["source"] == "001_86ff3bb821105e2b.txt"
-    assert set(citation) == {"source", "title", "date", "start", "end", "quote"}
+    assert set(citation) == {"source", "title", "date", "author", "sitename", "page", "start", "end", "quote"}
     assert text_of(SEEDS, citation["source"])[citation["start"] : citation["end"]] == citation["quote"]
     assert data["answer"] in data["sentence"]
     for passage in data["passages"]:
@@ -197,12 +197,14 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
-def test_asking_imports_nothing_of_chat_serve_or_batch(seeds_index):
-    """`qa ask` starts as fast as before those commands existed: their modules load only when they run."""
+def test_asking_imports_nothing_of_chat_serve_or_batch_nor_the_page_and_pdf_readers(seeds_index):
+    """`qa ask` starts as fast as before those commands existed: their modules load only when they run,
+    and trafilatura and pypdf only while an index is built."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "qa", "ask", "Who is the chairman of Oracle?",
                              "--json", "--corpus", str(SEEDS), "--index", str(seeds_index)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "qa.api" in imported
-    assert not imported & {"qa.chat", "qa.serve", "qa.batch", "readline", "fastapi", "uvicorn", "torch"}
+    assert not imported & {"qa.chat", "qa.serve", "qa.batch", "readline", "fastapi", "uvicorn", "torch",
+                           "trafilatura", "pypdf", "lxml"}

@@ -8,12 +8,12 @@ from qa.chunk import chunk_article
 from qa.ingest import (
     CorpusError,
     article_from_text,
-    html_to_text,
     list_corpus,
     read_corpus,
     text_of,
 )
 from qa.metadata import body_span, dateline_span, find_date
+from qa.webpage import html_to_text
 from tests.conftest import SEEDS
 
 FURNITURE_ARTICLE = (
@@ -111,7 +111,7 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):
     (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
     corpus = read_corpus(tmp_path)
     assert [a.source for a in corpus.articles] == ["good.txt"]
-    warnings = " ".join(corpus.skipped)
+    warnings = " ".join(map(str, corpus.skipped))
     assert "latin1.txt" in warnings and "UTF-8" in warnings
     assert "binary.txt" in warnings and "empty.md" in warnings
     with pytest.raises(CorpusError, match="binary.txt"):
@@ -153,9 +153,8 @@ def test_links_leading_out_of_the_corpus_are_not_followed_unless_asked(tmp_path)
     os.symlink(corpus / "own.txt", corpus / "inside-link.txt")  # stays within the corpus: followed
     read = read_corpus(corpus)
     assert [a.source for a in read.articles] == ["inside-link.txt", "own.txt"]
-    assert len(read.skipped) == 1  # said once, naming both links
-    assert "outside-folder" in read.skipped[0] and "secret-link.txt" in read.skipped[0]
-    assert "--follow-links" in read.skipped[0]
+    assert [s.source for s in read.skipped] == ["outside-folder", "secret-link.txt"]
+    assert all("--follow-links" in s.reason for s in read.skipped)
     followed = read_corpus(corpus, follow_links=True)
     assert {a.source for a in followed.articles} == {"inside-link.txt", "own.txt", "secret-link.txt",
                                                      "outside-folder/secret.txt"}
@@ -189,11 +188,14 @@ def test_utf16_and_utf32_with_a_bom_are_read_with_true_offsets(tmp_path, encodin
     assert text_of(tmp_path, "a.txt") == text
 
 
-@pytest.mark.parametrize("where", [10, 9000])
-def test_a_nul_anywhere_makes_a_file_binary(tmp_path, where):
+def test_a_stray_nul_is_a_damaged_character_but_many_make_a_file_binary(tmp_path):
     body = "Title\n\n" + "word " * 2000
     (tmp_path / "good.txt").write_text("Good\n\nA good article with a sentence in it.", encoding="utf-8")
-    (tmp_path / "nul.txt").write_bytes((body[:where] + "\x00" + body[where:]).encode("utf-8"))
+    (tmp_path / "stray.txt").write_bytes((body[:9000] + "\x00" + body[9000:]).encode("utf-8"))
+    (tmp_path / "nuls.txt").write_bytes("Title\n\nword\x00 ".encode("utf-8") * 200)
     corpus = read_corpus(tmp_path)
-    assert [a.source for a in corpus.articles] == ["good.txt"]
-    assert "nul.txt" in corpus.skipped[0] and "binary" in corpus.skipped[0]
+    assert [a.source for a in corpus.articles] == ["good.txt", "stray.txt"]
+    stray = corpus.articles[1]
+    assert len(stray.text) == len(body) + 1 and stray.text[9000] == " "  # offsets stay those of the file
+    assert text_of(tmp_path, "stray.txt") == stray.text
+    assert [s.source for s in corpus.skipped] == ["nuls.txt"] and "binary" in corpus.skipped[0].reason

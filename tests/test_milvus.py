@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("milvus_lite")
 pytest.importorskip("pymilvus")
 
-from qa import bm25_weights, retrieve  # noqa: E402
+from qa import bm25, bm25_weights  # noqa: E402
 from qa.api import QA  # noqa: E402
 from qa.bm25_weights import Stats  # noqa: E402
 from qa.errors import ModelError  # noqa: E402
@@ -217,9 +217,9 @@ def test_sparse_weights_multiply_to_the_file_backends_bm25(regime, monkeypatch):
     tokens = _corpus(7, 60)
     if regime == "bm25s":
         monkeypatch.setattr(bm25_weights, "BM25S_ABOVE", 10)
-        reference = retrieve.SparseBM25.build(tokens)
+        reference = bm25.SparseBM25.build(tokens)
     else:
-        reference = retrieve.OkapiBM25(tokens)
+        reference = bm25.OkapiBM25(tokens)
     stats = Stats()
     for terms in tokens:
         stats.add(terms, +1)
@@ -231,3 +231,13 @@ def test_sparse_weights_multiply_to_the_file_backends_bm25(regime, monkeypatch):
         weights = bm25_weights.query_weights(found, counts, statistics)
         scores = [sum(weights.get(d, 0.0) * w for d, w in stats.weights(terms).items()) for terms in tokens]
         assert scores == pytest.approx(reference.get_scores(query), rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("scope", [{"since": "2024-06"}, {"until": "2024-06-13", "sources": ("003_*",)},
+                                   {"sources": ("000_*", "001_*")}])
+def test_since_until_and_source_read_the_same_passages_as_the_file_backend(seeds_milvus, seeds_qa, scope):
+    retrieval = Retrieval(**scope)
+    for question in GOLD[:8]:
+        mine, theirs = seeds_milvus.search(question, 10, retrieval), seeds_qa.search(question, 10, retrieval)
+        assert [(p["source"], p["start"]) for p in mine] == [(p["source"], p["start"]) for p in theirs]
+        assert mine and all(retrieval.admits(p["source"], p["date"]) for p in mine)

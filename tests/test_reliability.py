@@ -136,7 +136,7 @@ def test_oversized_article_is_refused_with_a_warning(tmp_path, monkeypatch):
     (tmp_path / "huge.txt").write_text("Huge\n\n" + "All work and no play. " * 100, encoding="utf-8")
     corpus = ingest.read_corpus(tmp_path)
     assert [a.source for a in corpus.articles] == ["small.txt"]
-    assert "huge.txt" in corpus.skipped[0] and "limit" in corpus.skipped[0]
+    assert corpus.skipped[0].source == "huge.txt" and "limit" in corpus.skipped[0].reason
 
 
 def test_unreadable_article_is_skipped_and_named(tmp_path, monkeypatch):
@@ -156,7 +156,7 @@ def test_unreadable_article_is_skipped_and_named(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     corpus = ingest.read_corpus(tmp_path)
     assert [a.source for a in corpus.articles] == ["ok.txt"]
-    assert "locked.txt" in corpus.skipped[0] and "Permission denied" in corpus.skipped[0]
+    assert corpus.skipped[0].source == "locked.txt" and "Permission denied" in corpus.skipped[0].reason
 
 
 def test_reads_during_a_rebuild_see_a_whole_index(built):

@@ -5,15 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa.retrieve import (
-    Retrieval,
-    Retriever,
-    plural_stem,
-    reciprocal_rank_fusion,
-    stem,
-    tokenize,
-    weighted_fusion,
-)
+from qa.bm25 import plural_stem, stem, tokenize
+from qa.retrieve import Retrieval, Retriever, reciprocal_rank_fusion, weighted_fusion
 from qa.store import LoadedIndex
 
 
@@ -104,7 +97,7 @@ def test_hybrid_hits_carry_fused_and_per_retriever_ranks():
 
 
 def test_bm25s_ranks_like_rank_bm25_where_no_term_is_in_half_the_documents():
-    from qa.retrieve import OkapiBM25, SparseBM25
+    from qa.bm25 import OkapiBM25, SparseBM25
 
     vocabulary = [f"w{i}" for i in range(300)]
     rng = np.random.default_rng(0)

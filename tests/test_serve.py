@@ -70,6 +70,10 @@ def test_ask_search_and_health_answer_as_the_cli_does(server, seeds_qa):
     assert len(data["explain"]["passages"]) == len(data["passages"]) == 3
     status, data = call(url, "/search", {"query": "Stargate data centers", "top_k": 4, "retriever": "bm25"})
     assert status == 200 and data["passages"] == seeds_qa.search("Stargate data centers", k=4, retrieval=Retrieval("bm25"))
+    scoped = Retrieval(since="2024-06", sources=("003_*",))
+    status, data = call(url, "/search", {"query": "Stargate data centers", "since": "2024-06", "sources": ["003_*"]})
+    assert status == 200 and data["passages"] == seeds_qa.search("Stargate data centers", retrieval=scoped)
+    assert {p["source"] for p in data["passages"]} == {"003_033a1c9dbcb95f04.txt"}
     status, docs = call(url, "/openapi.json", token=None)
     assert status == 200 and {"/ask", "/search", "/health"} <= set(docs["paths"])
 
@@ -89,6 +93,9 @@ def test_concurrent_requests_get_the_answers_of_sequential_ones(server):
     ({"question": "x", "unknown": 1}, 422),
     ({"question": "x", "answers": 0}, 422),
     ({"question": "x", "answers": MAX_ANSWERS + 1}, 422),
+    ({"question": "x", "since": "2024-06-13 and more"}, 422),
+    ({"question": "x", "until": "June"}, 422),
+    ({"question": "x", "sources": ["nothing-matches-*"]}, 422),
     (b"{not json", 422),
     (json.dumps({"question": "x" * (MAX_BODY_BYTES + 10)}).encode(), 413),
 ])

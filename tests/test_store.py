@@ -24,7 +24,7 @@ def test_build_writes_manifest_passages_and_vectors_without_pickle(small):
     assert manifest["format"] == store.FORMAT_VERSION
     assert manifest["model"] == {"name": DEFAULT_MODEL, "weights_sha256": DEFAULT_WEIGHTS_SHA256, "dim": 384,
                                  "precision": DEFAULT_PRECISION, "encoder": "onnxruntime"}
-    assert manifest["chunking"] == store.chunking_params()
+    assert manifest["chunking"] == freshness.chunking_params()
     assert {f["source"] for f in manifest["files"]} == {"a.txt", "b.txt"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert manifest["counts"]["passages"] == len(loaded.passages) == loaded.dense.ntotal

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from qa.view import View, hyperlinks_supported
 from tests.conftest import SEEDS
+from tests.terminal import ANSI
 
 
 def terminal(width: int = 200) -> tuple[Console, io.StringIO]:
@@ -89,3 +90,15 @@ def test_a_best_guess_is_shown_as_unsure_with_its_sentence_citation_and_the_runn
     assert "confidence 0.24 (below the answering threshold)" in shown and "chars 30–50" in shown
     assert "Other answers:" in shown and "2. the terminal" in shown and "chars 62–74" in shown
     assert re.search(r"\x1b\[[0-9;]*43mNordvik Construction\x1b\[0m will build", screen.getvalue())  # highlighted
+
+
+def test_a_citation_names_date_author_site_and_page_when_known(tmp_path):
+    plain, screen = terminal()
+    view = View(plain, tmp_path, links=False)
+    plain.print(view.citation_line({"source": "r.pdf", "title": "Report", "date": "2025-03-14", "author": "Lena Voss",
+                                    "sitename": "Coastal Times", "page": 2, "start": 10, "end": 20}))
+    plain.print(view.citation_line({"source": "a.txt", "title": "A", "date": None, "author": None, "sitename": None,
+                                    "page": None, "start": 1, "end": 5}))
+    first, second = [ANSI.sub("", line) for line in screen.getvalue().splitlines()]
+    assert first == "r.pdf — Report, 2025-03-14, by Lena Voss, Coastal Times page 2, chars 10–20"
+    assert second == "a.txt — A chars 1–5"

@@ -3,7 +3,7 @@ is rebuilt, and a list is read as written (comments skipped, forms mapped to the
 
 from __future__ import annotations
 
-from qa import chunk, freshness, retrieve, store, wordlists
+from qa import bm25, chunk, freshness, store, wordlists
 from qa.api import QA
 from qa.embed import DEFAULT_MODEL
 
@@ -20,10 +20,10 @@ def test_every_entry_is_one_lowercase_token_the_tokenizer_and_splitter_use():
     for name in wordlists.FILES:
         for line in wordlists.entries(name):
             assert line == line.lower() and all(word.strip() == word for word in line.split()), (name, line)
-    assert retrieve.STOPWORDS == wordlists.word_set("stopwords.txt")
-    assert "the" in retrieve.STOPWORDS and retrieve.tokenize("the harbor") == ["harbor"]
+    assert bm25.STOPWORDS == wordlists.word_set("stopwords.txt")
+    assert "the" in bm25.STOPWORDS and bm25.tokenize("the harbor") == ["harbor"]
     past = wordlists.forms_to_word("irregular_past.txt")
-    assert past and all(retrieve.stem(form) == retrieve.stem(word) for form, word in past.items())
+    assert past and all(bm25.stem(form) == bm25.stem(word) for form, word in past.items())
     assert chunk.split_sentences("Dr. Smith came. He left.") == [(0, 15), (16, 24)]
 
 
@@ -46,7 +46,7 @@ def test_the_signature_follows_the_lists_contents(tmp_path, monkeypatch):
 def test_an_index_built_with_other_word_lists_is_rebuilt(small, monkeypatch):
     corpus, index = small
     QA(corpus, index).build()
-    assert store.load(index).manifest["tokenizer"] == store.tokenizer_params()
+    assert store.load(index).manifest["tokenizer"] == freshness.tokenizer_params()
     monkeypatch.setattr(wordlists, "signature", lambda: "0" * 64)
     assert freshness.staleness(index, corpus, DEFAULT_MODEL) == "the tokenizer's word lists changed"
     report = QA(corpus, index).build()
