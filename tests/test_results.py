@@ -84,3 +84,11 @@ def test_seeds_answers_are_the_committed_result():
 def test_the_milvus_bm25_table_is_the_committed_result(ranking):
     figures = results("milvus-bm25.json")["results"]
     assert row(ranking) == [f"{shown(d[ranking]['recall@5'])} / {shown(d[ranking]['mrr@10'])}" for d in figures.values()]
+
+
+@pytest.mark.parametrize("reader", ["qa (trafilatura, favor_precision)", "qa before (tag filter)",
+                                    "trafilatura extract() default"])
+def test_page_reading_figures_are_the_committed_result(reader):
+    figures = results("ingest.json")["subsets"]["news outlets"][reader]
+    assert row(reader) == [shown(figures["precision"]), shown(figures["recall"]), shown(figures["f1"])] + [
+        str(figures[key]) for key in ("read", "dated", "date_right", "author_right")]
