@@ -54,7 +54,11 @@ def settings_changed(record: dict, model_name: str, precision: str) -> str | Non
         return f"model changed ({used.get('name')} -> {model_name})"
     if used.get("precision") != precision:
         return f"precision changed ({used.get('precision')} -> {precision})"
-    if record.get("chunking") != chunking_params():
+    current = chunking_params()
+    readers = record.get("chunking", {}).get("readers")
+    if readers != current["readers"]:
+        return f"the readers of pages and PDFs changed ({readers} -> {current['readers']})"
+    if record.get("chunking") != current:
         return "chunking parameters changed"
     if record.get("tokenizer") != tokenizer_params():
         return "the tokenizer's word lists changed"

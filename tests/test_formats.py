@@ -8,9 +8,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from qa import freshness, ingest
 from qa.chunk import chunk_article
 from qa.cli import app
 from qa.ingest import read_corpus, text_of
+from qa.embed import DEFAULT_MODEL
 from qa.store import MANIFEST, current_generation
 from tests.pdf_files import write_pdf
 
@@ -193,3 +195,11 @@ def test_a_scope_that_admits_nothing_or_is_no_date_is_one_line(mixed, options, s
     result = runner.invoke(app, ["ask", "Who builds the terminal?", *options, "--corpus", str(corpus), "--index", str(index)])
     assert result.exit_code == 2 and said in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_another_version_of_the_page_or_pdf_reader_rebuilds_the_index(mixed, monkeypatch):
+    corpus, index = mixed
+    assert runner.invoke(app, ["index", "--corpus", str(corpus), "--index", str(index)]).exit_code == 0
+    assert freshness.staleness(index, corpus, DEFAULT_MODEL) is None
+    monkeypatch.setattr(ingest, "extractor_versions", lambda: {"html": "trafilatura 9.9", "pdf": "pypdf 99.0"})
+    assert "readers of pages and PDFs changed" in freshness.staleness(index, corpus, DEFAULT_MODEL)
