@@ -25,15 +25,27 @@ for question in questions:
 {body}
 print(json.dumps(times))
 """
-# The answer stage since the transformer reader (qa/read.py), and the one before it (qa.reading + answer.answer).
-CURRENT_STAGE = ANSWER_STAGE.format(
-    imports="from qa.answer import answer\nfrom qa.read import load_shipped_reader",
-    body="    _, passages = qa.passages_for(question)\n    t = time.perf_counter()\n"
-         "    answer(question, passages, load_shipped_reader())\n    times.append((time.perf_counter() - t) * 1000)")
-BASELINE_STAGE = ANSWER_STAGE.format(
-    imports="from qa import answer as answerer",
-    body="    reading = qa.reading(question)\n    t = time.perf_counter()\n"
-         "    answerer.answer(question, reading)\n    times.append((time.perf_counter() - t) * 1000)")
+READER_STAGE = ("    _, passages = qa.passages_for(question)\n    t = time.perf_counter()\n"
+                "    answer(question, passages, load_shipped_reader())\n    times.append((time.perf_counter() - t) * 1000)")
+STAGES = (  # the answer stage of each layout the project has had, newest first: (a file that marks it, code)
+    ("qa/reading/read.py", ANSWER_STAGE.format(
+        imports="from qa.reading.answer import answer\nfrom qa.reading.read import load_shipped_reader", body=READER_STAGE)),
+    ("qa/read.py", ANSWER_STAGE.format(
+        imports="from qa.answer import answer\nfrom qa.read import load_shipped_reader", body=READER_STAGE)),
+    ("qa/answer.py", ANSWER_STAGE.format(  # before the transformer reader: qa.reading + answer.answer
+        imports="from qa import answer as answerer",
+        body="    reading = qa.reading(question)\n    t = time.perf_counter()\n"
+             "    answerer.answer(question, reading)\n    times.append((time.perf_counter() - t) * 1000)")),
+)
+
+
+def stage_of(checkout: Path) -> str:
+    return next(code for marker, code in STAGES if (checkout / marker).exists())
+
+
+def command_of(checkout: Path) -> list[str]:
+    """`python -m qa`, or `-m qa.cli` for checkouts from before qa/__main__.py."""
+    return [sys.executable, "-m", "qa" if (checkout / "qa" / "__main__.py").exists() else "qa.cli"]
 
 
 def side_by_side(ref: str, work: Path) -> dict:
@@ -46,13 +58,13 @@ def side_by_side(ref: str, work: Path) -> dict:
                                 for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines() if line.strip()])
         out = {}
         for label, checkout in (("current", ROOT), (f"baseline {ref}", tree)):
-            stage = CURRENT_STAGE if (checkout / "qa" / "read.py").exists() else BASELINE_STAGE
+            stage = stage_of(checkout)
             index = work / f"side-index-{len(out)}"
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             seeds = str(checkout / "seeds")
             times = json.loads(subprocess.run([sys.executable, "-c", stage, seeds, str(index), questions], cwd=checkout,
                                               env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-            ask_s, rss = cold_runs([sys.executable, "-m", "qa.cli", "ask", "who built Stargate data centers", "--json",
+            ask_s, rss = cold_runs([*command_of(checkout), "ask", "who built Stargate data centers", "--json",
                                     "--corpus", seeds, "--index", str(index)], env=env, cwd=checkout)
             out[label] = {"answer_ms_p50": round(percentile(times, 50), 1), "answer_ms_p95": round(percentile(times, 95), 1),
                           "cold_ask_s": round(ask_s, 3), "peak_rss_mb": round(rss, 1)}

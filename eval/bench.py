@@ -50,13 +50,13 @@ from eval.workload import (
     timed,
     write_corpus,
 )
-from qa import freshness, store
-from qa.answer import answer
+from qa.index import freshness, store
+from qa.reading.answer import answer
 from qa.api import QA
-from qa.embed import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, load_encoder
-from qa.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE
-from qa.read import load_shipped_reader
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
+from qa.search.embed import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, load_encoder
+from qa.search.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE
+from qa.reading.read import load_shipped_reader
+from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,7 @@ def bench_real_build(sentences: list[str], work: Path, passages: int, precision:
     the model export included)."""
     corpus, index = work / f"real-build-{passages}", work / f"real-build-index-{passages}"
     write_corpus(corpus, passages, sentences, seed=passages + 7)
-    wall, rss = measured_process([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+    wall, rss = measured_process([sys.executable, "-m", "qa", "index", "--corpus", str(corpus),
                                   "--index", str(index), "--precision", precision])
     built = passages_built(index)
     return {"passages": built, "precision": precision, "wall_s": round(wall, 1),
@@ -233,7 +233,7 @@ def main(
         question = "who built Stargate data centers"
         seeds_index = work / "seeds-index"
         QA(ROOT / "seeds", seeds_index).build()
-        ask = [sys.executable, "-m", "qa.cli", "ask", question, "--json", "--corpus", str(ROOT / "seeds"),
+        ask = [sys.executable, "-m", "qa", "ask", question, "--json", "--corpus", str(ROOT / "seeds"),
                "--index", str(seeds_index)]
         ask_s, ask_rss = cold_runs(ask)
         import_s, _ = cold_runs([sys.executable, "-c", "import sentence_transformers"])
@@ -241,7 +241,7 @@ def main(
                               "ratio": round(ask_s / import_s, 3)}
         peak = ask_rss
         if largest:
-            big_s, big_rss = cold_runs([sys.executable, "-m", "qa.cli", "ask", question, "--json", "--corpus",
+            big_s, big_rss = cold_runs([sys.executable, "-m", "qa", "ask", question, "--json", "--corpus",
                                         str(largest[0]), "--index", str(largest[1])])
             report["cold_ask"]["largest_ask_s"] = round(big_s, 3)
             report["cold_ask"]["largest_passages"] = report["query"][str(max(int(s) for s in sizes.split(",")))]["passages"]

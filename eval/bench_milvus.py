@@ -34,10 +34,10 @@ from eval.metrics import percentile
 from eval.results import write_results
 from eval.workload import SyntheticVectors, cold_runs, sentence_pool, timed, write_corpus
 from qa.api import QA
-from qa.build import build_index
-from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, load_encoder
-from qa.milvus import MilvusBackend, MilvusConfig
-from qa.retrieve import CANDIDATE_DEPTH
+from qa.index.build import build_index
+from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, load_encoder
+from qa.backends.milvus.backend import MilvusBackend, MilvusConfig
+from qa.search.retrieve import CANDIDATE_DEPTH
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False, width=150)
@@ -108,7 +108,7 @@ def warm_search(qa: QA, questions: list[str]) -> dict:
 def cold_ask(corpus: Path, folder: Path, question: str, runs: int) -> dict:
     """Median wall time of fresh `qa ask` processes per backend, after one untimed run that makes
     the reader's export in that backend's cache."""
-    base = [sys.executable, "-m", "qa.cli", "ask", question, "--corpus", str(corpus)]
+    base = [sys.executable, "-m", "qa", "ask", question, "--corpus", str(corpus)]
     seconds = {}
     for name, where in (("files", ["--index", str(folder / "files-index")]),
                         ("milvus", ["--backend", "milvus", "--milvus-uri", str(folder / "milvus.db")])):

@@ -32,7 +32,7 @@ import typer
 from eval.metrics import percentile
 from eval.results import write_results
 from qa.api import QA
-from qa.chat import PROMPT
+from qa.interface.chat import PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from qa.embed import BATCH_SIZE
-from qa.onnx_encoder import BUILD_WORKERS
+from qa.search.embed import BATCH_SIZE
+from qa.search.onnx_encoder import BUILD_WORKERS
 
 console = Console(highlight=False, width=150)
 

@@ -3,7 +3,7 @@
     python -m eval.fusion_ablation [--gold eval/gold.jsonl] [--squad FILE ...] [--json OUT]
 
 Each question's BM25 and dense candidate lists (depth 50) are computed once with the real
-retriever; every fusion setting is then applied to the same lists with qa.retrieve's own fusion
+retriever; every fusion setting is then applied to the same lists with qa.search.retrieve's own fusion
 functions, and scored by Recall@5 and MRR@10 (relevance as in evaluate.py and squad.py).
 """
 
@@ -20,8 +20,8 @@ from eval.evaluate import is_relevant, load_gold
 from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
-from qa.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
-from qa.squad import load_squad
+from qa.search.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
+from qa.reading.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -6,10 +6,10 @@
 Each annotated page (tests/evaldata.json: 990 pages of news sites, magazines, blogs and public
 bodies in many languages) lists text that must be in its article ("with") and boilerplate that
 must not ("without"). The text scored is what `qa index` stores and cites: the article's body as
-`qa.ingest.read_article` reads it from the file. Counted as the benchmark counts (whitespace-
+`qa.corpus.ingest.read_article` reads it from the file. Counted as the benchmark counts (whitespace-
 normalized substring matches): precision, recall and F1 over snippets, pages read, pages with a
 date (and with the annotated date), pages with the annotated author. Side by side, in the same
-run: qa's former reader (tags filtered, `qa.webpage.html_to_text` and the furniture rules) and
+run: qa's former reader (tags filtered, `qa.corpus.webpage.html_to_text` and the furniture rules) and
 trafilatura's own `extract()` on the file's bytes. Reported for every page and for the pages of
 news outlets (NEWS_HOSTS: newspapers, broadcasters, agencies and news sites, by host).
 """
@@ -28,9 +28,9 @@ from rich.table import Table
 
 from eval.metrics import percentile
 from eval.results import write_results
-from qa.ingest import CorpusFile, Unreadable, read_article
-from qa.metadata import body_span, find_date
-from qa.webpage import decode_page, html_to_text
+from qa.corpus.ingest import CorpusFile, Unreadable, read_article
+from qa.corpus.metadata import body_span, find_date
+from qa.corpus.webpage import decode_page, html_to_text
 
 console = Console(highlight=False, width=150)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from qa.squad import best_over_gold, exact_match, f1  # noqa: F401  (re-exported for the eval scripts)
+from qa.reading.squad import best_over_gold, exact_match, f1  # noqa: F401  (re-exported for the eval scripts)
 
 CUTOFFS = (1, 3, 5, 10)
 

@@ -24,9 +24,9 @@ from eval.evaluate import is_relevant
 from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
-from qa.milvus import MilvusBackend, MilvusConfig
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, Retrieval, weighted_fusion
-from qa.squad import load_gold, load_squad
+from qa.backends.milvus.backend import MilvusBackend, MilvusConfig
+from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, Retrieval, weighted_fusion
+from qa.reading.squad import load_gold, load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DEV_A = ROOT.parent / "shared" / "data" / "squad" / "squad2-dev-a.json"

@@ -7,7 +7,7 @@ the seeds' gold questions and, when ../shared is present, on squad2-dev-a's answ
 over its paragraphs. Dense Recall@1/5 and MRR@10, hybrid MRR@10 (qa's BM25 fused with that
 variant's dense ranking), the smallest cosine of a passage vector to torch's, top-10 overlap with
 torch's ranking, and onnxruntime passages/s in the build's setup. Nothing here is fitted: the
-figures choose `qa.embed.DEFAULT_PRECISION`.
+figures choose `qa.search.embed.DEFAULT_PRECISION`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from eval.workload import raw_onnx_per_s
 from qa.api import QA
-from qa.embed import DEFAULT_MODEL, load_encoder, quantize_int8
-from qa.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, ONNX_CONFIG, ONNX_FILE, ONNX_TOKENIZER, OnnxEncoder
-from qa.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
-from qa.squad import load_squad
+from qa.search.embed import DEFAULT_MODEL, load_encoder, quantize_int8
+from qa.search.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, ONNX_CONFIG, ONNX_FILE, ONNX_TOKENIZER, OnnxEncoder
+from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
+from qa.reading.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DEV_A = ROOT.parent / "shared" / "data" / "squad" / "squad2-dev-a.json"

@@ -3,7 +3,7 @@
     python -m eval.reader --data ../shared/data/squad/squad2-dev-a.json [--sample N] [--json OUT]
 
 This isolates the reader from retrieval. The file must hold no article the reader was trained on
-(the card records which it was: qa/reader.json's `training`); the script refuses one that does.
+(the card records which it was: qa/reading/reader.json's `training`); the script refuses one that does.
 Reported: the best span's EM/F1 on answerable questions (no abstention); with the shipped
 thresholds, the share of answerable questions answered, their HasAns F1 (an abstention scores 0),
 the adversarial NoAns accuracy (SQuAD 2.0's unanswerable questions), best guesses and how often
@@ -23,11 +23,11 @@ from rich.console import Console
 
 from eval.metrics import best_over_gold, percentile
 from eval.results import write_results
-from qa.answer import answer, distinct_spans, read_spans
-from qa.chunk import Passage
+from qa.reading.answer import answer, distinct_spans, read_spans
+from qa.corpus.chunk import Passage
 from qa.errors import QAError
-from qa.read import OnnxReader, calibration, export_folder, load_card, load_shipped_reader
-from qa.squad import RIGHT_F1, calibration_table, squad_paragraphs, trained_titles
+from qa.reading.read import OnnxReader, calibration, export_folder, load_card, load_shipped_reader
+from qa.reading.squad import RIGHT_F1, calibration_table, squad_paragraphs, trained_titles
 
 console = Console(highlight=False)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import store
-from qa.build import build_index
-from qa.chunk import split_sentences
-from qa.embed import DEFAULT_MODEL, load_encoder
-from qa.ingest import read_corpus
-from qa.onnx_encoder import BUILD_WORKERS, OnnxEncoder
-from qa.squad import load_squad
+from qa.index import store
+from qa.index.build import build_index
+from qa.corpus.chunk import split_sentences
+from qa.search.embed import DEFAULT_MODEL, load_encoder
+from qa.corpus.ingest import read_corpus
+from qa.search.onnx_encoder import BUILD_WORKERS, OnnxEncoder
+from qa.reading.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SQUAD = ROOT.parent / "shared" / "data" / "squad"

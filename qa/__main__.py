@@ -2,7 +2,7 @@
 
 Signals are set up before the slow imports (typer, rich, numpy) start, so Ctrl-C or SIGTERM at any
 moment gives one line and exit 130 or 143, never a traceback, and a build in progress removes its
-staging folder on the way out (qa/build.py cleans up on any exception).
+staging folder on the way out (qa/index/build.py cleans up on any exception).
 """
 
 import signal
@@ -18,7 +18,7 @@ def _terminate(signum, frame):
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        from qa.cli import app
+        from qa.interface.cli import app
 
         app()
     except KeyboardInterrupt as exc:  # before the CLI's own handling is in place, or after it

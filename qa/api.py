@@ -14,18 +14,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa import store
-from qa.answer import Answer, Candidate, answer
-from qa.backend import Backend, FileBackend, OpenIndex
-from qa.build import BuildReport
-from qa.chunk import Passage
-from qa.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
+from qa.index import store
+from qa.reading.answer import Answer, Candidate, answer
+from qa.backends.base import Backend, FileBackend, OpenIndex
+from qa.index.build import BuildReport
+from qa.corpus.chunk import Passage
+from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
 from qa.errors import ModelError, QAError, QuestionError
-from qa.ingest import Article, skipped_summary
-from qa.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
-from qa.read import Calibration, load_shipped_reader
-from qa.reader import load_reader
-from qa.retrieve import Hit, Retrieval, Retriever
+from qa.corpus.ingest import Article, skipped_summary
+from qa.search.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
+from qa.reading.read import Calibration, load_shipped_reader
+from qa.reading.transformers_reader import load_reader
+from qa.search.retrieve import Hit, Retrieval, Retriever
 
 DEFAULT_CORPUS = "seeds"
 DEFAULT_INDEX = "index"
@@ -40,7 +40,7 @@ class QA:
                  model: str = DEFAULT_MODEL, strict: bool = False, follow_links: bool = False,
                  precision: str = DEFAULT_PRECISION, on_notice: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None, backend: Backend | None = None):
-        """`backend` keeps the index somewhere else than the `index` folder (qa.milvus.MilvusBackend)."""
+        """`backend` keeps the index somewhere else than the `index` folder (qa.backends.milvus.backend.MilvusBackend)."""
         self.corpus = Path(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
         self.backend = backend or FileBackend(index)
         self.model_name = model

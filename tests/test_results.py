@@ -1,4 +1,4 @@
-"""eval/README.md's headline tables are the committed results (eval/results/*.json, qa/reader.json),
+"""eval/README.md's headline tables are the committed results (eval/results/*.json, qa/reading/reader.json),
 not numbers typed by hand: a new run that changes a figure fails here until the README says it."""
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ def test_the_reader_given_the_paragraph_is_the_committed_result(label, key):
     ("best guesses right", "best_guesses_right"), ("answer recall@1", "recall_at_1"),
     ("answer recall@3", "recall_at_3")])
 def test_end_to_end_figures_are_the_shipped_calibration_record(label, key):
-    fitted = json.loads((ROOT / "qa" / "reader.json").read_text(encoding="utf-8"))["held_out_end_to_end"]["cross_fitted"]
+    fitted = json.loads((ROOT / "qa" / "reading" / "reader.json").read_text(encoding="utf-8"))["held_out_end_to_end"]["cross_fitted"]
     assert row(f"end to end: {label}") == [cells(fitted[kind][key]) for kind in KINDS]
 
 
 def test_the_calibration_table_is_the_shipped_record():
-    fitted = json.loads((ROOT / "qa" / "reader.json").read_text(encoding="utf-8"))["held_out_end_to_end"]["cross_fitted"]
+    fitted = json.loads((ROOT / "qa" / "reading" / "reader.json").read_text(encoding="utf-8"))["held_out_end_to_end"]["cross_fitted"]
     for bucket in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"):
         found = [next((b for b in fitted[kind]["calibration_buckets"] if b["confidence"] == bucket), None)
                  for kind in KINDS]

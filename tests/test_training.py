@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from qa.embed import file_sha256
+from qa.search.embed import file_sha256
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -23,7 +23,7 @@ def tiny_base(tmp_path_factory):
     """A BertModel folder shaped like the packaged MiniLM (no head), with the packaged tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from qa.embed import packaged_model_dir
+    from qa.search.embed import packaged_model_dir
 
     folder = tmp_path_factory.mktemp("tiny-base")
     torch.manual_seed(0)
@@ -105,7 +105,7 @@ def test_one_command_trains_and_writes_a_reproducible_record(tmp_path, tiny_base
 def test_the_shipped_delta_rebuilds_the_tuned_weights(tmp_path, tiny_base):
     from safetensors.torch import load_file
 
-    from qa.read import merged_state
+    from qa.reading.read import merged_state
 
     train = squad_file(tmp_path / "train.json", "Alpha")
     out = tmp_path / "run"

@@ -19,7 +19,7 @@ be one the reader trained on. From each question's best span:
 - the guess threshold is the lowest confidence below it at which best guesses (between the two)
   are still right at --guess-precision or better.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
-other); the stored calibration is fitted on both. Writes the card (qa/reader.json): provenance,
+other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
 calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
 hash and the sample, so a later call with other --features or --guess-precision asks nothing again.
 """
@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from qa.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
-from qa.read import CARD_FILE, DELTA_FILE, Calibration, Evidence, export_folder  # noqa: E402
-from qa.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
+from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
+from qa.reading.read import CARD_FILE, DELTA_FILE, Calibration, Evidence, export_folder  # noqa: E402
+from qa.reading.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
 from training.calibration_rows import file_rows, title_folds  # noqa: E402
 
 FEATURES = ("margin", "lead", "agreement")

@@ -1,7 +1,7 @@
 """Questions of a held-out SQuAD-format file asked end to end, as rows to fit the reader's confidence on.
 
 Each file is one kind of text (Wikipedia, product reviews, ...). Its questions are asked as `qa ask`
-would (hybrid retrieval, top 5 passages, the reader of qa/reader.safetensors) and come in three kinds:
+would (hybrid retrieval, top 5 passages, the reader of qa/reading/reader.safetensors) and come in three kinds:
 - answerable: asked of all its paragraphs;
 - adversarial: SQuAD 2.0's unanswerable questions, written against a paragraph that almost answers;
 - absent: questions asked of a corpus without their article (the paragraphs of the other fold of
@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.answer import best_per_passage, distinct_spans, read_spans, span_evidence
+from qa.reading.answer import best_per_passage, distinct_spans, read_spans, span_evidence
 from qa.api import QA
-from qa.read import Calibration, OnnxReader
-from qa.squad import RIGHT_F1, best_over_gold, load_squad
+from qa.reading.read import Calibration, OnnxReader
+from qa.reading.squad import RIGHT_F1, best_over_gold, load_squad
 
 RUNNERS_UP = 3  # answer recall@3: a right answer among the three best distinct spans
 

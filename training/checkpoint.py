@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from qa.embed import file_sha256
+from qa.search.embed import file_sha256
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -63,7 +63,7 @@ def load_config(out: Path) -> dict:
 
 def init_provenance(delta: Path) -> dict:
     """Where a continued run started: the delta's hash and, when the card beside it describes that
-    very delta (qa/reader.json for qa/reader.safetensors), how that delta was trained."""
+    very delta (qa/reading/reader.json for qa/reading/reader.safetensors), how that delta was trained."""
     record = {"path": str(delta), "sha256": file_sha256(delta)}
     card = delta.with_suffix(".json")
     try:

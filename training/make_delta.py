@@ -1,6 +1,6 @@
 """Turn a fine-tuned reader (training/train_reader.py's model.safetensors) into what qa ships.
 
-    python training/make_delta.py training/runs/heldout/model.safetensors --rank 0 --out qa/reader.safetensors
+    python training/make_delta.py training/runs/heldout/model.safetensors --rank 0 --out qa/reading/reader.safetensors
 
 The package ships the difference from the packaged MiniLM, never a copy of MiniLM: frozen tensors
 (the word embeddings) are left out, the new span head is stored whole, every other tensor as an
@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from qa.embed import packaged_model_dir  # noqa: E402
-from qa.read import merged_state  # noqa: E402
+from qa.search.embed import packaged_model_dir  # noqa: E402
+from qa.reading.read import merged_state  # noqa: E402
 
 
 def make_delta(tuned: dict, base: dict, rank: int) -> dict:

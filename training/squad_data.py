@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import normalize
-from qa.chunk import split_sentences
-from qa.squad import squad_paragraphs
-from qa.windows import Windower
+from qa.reading.answer import normalize
+from qa.corpus.chunk import split_sentences
+from qa.reading.squad import squad_paragraphs
+from qa.reading.windows import Windower
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.spans import best_spans
-from qa.squad import best_over_gold
-from qa.windows import Window, Windower, padded
+from qa.reading.spans import best_spans
+from qa.reading.squad import best_over_gold
+from qa.reading.windows import Window, Windower, padded
 from training.squad_data import Example
 
 

@@ -1,6 +1,6 @@
 """Fine-tune the packaged MiniLM into the extractive reader that qa ships (SQuAD 2.0 style).
 
-    python training/train_reader.py --out training/runs/all --init qa/reader.safetensors \
+    python training/train_reader.py --out training/runs/all --init qa/reading/reader.safetensors \
         --train ../shared/data/squad/squad1-train.json ../shared/data/squad/squad1-dev-40.json \
         --holdout ../shared/data/squad/squad2-dev-a.json --epochs 1
     python training/train_reader.py --resume training/runs/all     # after a stop, anywhere
@@ -38,7 +38,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from qa.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
+from qa.search.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
 from training.checkpoint import (  # noqa: E402
     CHECKPOINT_RECORD,
     CONFIG_FILE,
@@ -169,7 +169,7 @@ def start_weights(model, config: dict, model_dir: Path) -> None:
     init = config["init"]
     if not init:
         return
-    from qa.read import merged_state
+    from qa.reading.read import merged_state
 
     if not Path(init["path"]).is_file() or file_sha256(Path(init["path"])) != init["sha256"]:
         raise RunError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="may differ on --resume")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
     parser.add_argument("--init", type=Path, default=None,
-                        help="start from a shipped delta (e.g. qa/reader.safetensors) instead of a fresh head")
+                        help="start from a shipped delta (e.g. qa/reading/reader.safetensors) instead of a fresh head")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
