@@ -122,3 +122,8 @@ def test_no_module_of_the_package_eval_or_training_is_over_the_line_limit():
     too_long = {str(p.relative_to(ROOT)): n for p in sources
                 if (n := len(p.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
     assert sources and too_long == {}
+
+
+def test_eval_readme_says_how_and_what_in_under_1500_words():
+    """History goes to docs/experiments.md, one line per experiment; eval/README.md stays readable."""
+    assert len((ROOT / "eval" / "README.md").read_text(encoding="utf-8").split()) < 1500
