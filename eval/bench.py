@@ -50,12 +50,12 @@ from eval.workload import (
     timed,
     write_corpus,
 )
+from qa.api import QA
 from qa.index import freshness, store
 from qa.reading.answer import answer
-from qa.api import QA
+from qa.reading.read import load_shipped_reader
 from qa.search.embed import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS, load_encoder
 from qa.search.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE
-from qa.reading.read import load_shipped_reader
 from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
 
 ROOT = Path(__file__).resolve().parent.parent

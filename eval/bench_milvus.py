@@ -34,9 +34,9 @@ from eval.metrics import percentile
 from eval.results import write_results
 from eval.workload import SyntheticVectors, cold_runs, sentence_pool, timed, write_corpus
 from qa.api import QA
+from qa.backends.milvus.backend import MilvusBackend, MilvusConfig
 from qa.index.build import build_index
 from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, load_encoder
-from qa.backends.milvus.backend import MilvusBackend, MilvusConfig
 from qa.search.retrieve import CANDIDATE_DEPTH
 
 ROOT = Path(__file__).resolve().parent.parent

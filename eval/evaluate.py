@@ -22,11 +22,11 @@ from eval.metrics import (
     ranking_metrics,
 )
 from eval.results import write_results
-from qa.reading.answer import normalize
 from qa.api import QA
 from qa.errors import QAError
-from qa.search.retrieve import RETRIEVERS, Retrieval
+from qa.reading.answer import normalize
 from qa.reading.squad import RIGHT_F1, load_gold
+from qa.search.retrieve import RETRIEVERS, Retrieval
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -20,8 +20,8 @@ from eval.evaluate import is_relevant, load_gold
 from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
-from qa.search.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
 from qa.reading.squad import load_squad
+from qa.search.retrieve import CANDIDATE_DEPTH, reciprocal_rank_fusion, weighted_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -25,8 +25,8 @@ from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from qa.api import QA
 from qa.backends.milvus.backend import MilvusBackend, MilvusConfig
-from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, Retrieval, weighted_fusion
 from qa.reading.squad import load_gold, load_squad
+from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, Retrieval, weighted_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DEV_A = ROOT.parent / "shared" / "data" / "squad" / "squad2-dev-a.json"

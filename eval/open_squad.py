@@ -28,8 +28,8 @@ from eval.metrics import (
 )
 from qa.api import QA
 from qa.errors import QAError
-from qa.search.retrieve import Retrieval
 from qa.reading.squad import load_squad
+from qa.search.retrieve import Retrieval
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(highlight=False)

@@ -29,10 +29,10 @@ from eval.metrics import mean_metrics, ranking_metrics
 from eval.results import write_results
 from eval.workload import raw_onnx_per_s
 from qa.api import QA
+from qa.reading.squad import load_squad
 from qa.search.embed import DEFAULT_MODEL, load_encoder, quantize_int8
 from qa.search.onnx_encoder import BUILD_WORKERS, ONNX_BATCH_SIZE, ONNX_CONFIG, ONNX_FILE, ONNX_TOKENIZER, OnnxEncoder
 from qa.search.retrieve import CANDIDATE_DEPTH, DEFAULT_ALPHA, weighted_fusion
-from qa.reading.squad import load_squad
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DEV_A = ROOT.parent / "shared" / "data" / "squad" / "squad2-dev-a.json"

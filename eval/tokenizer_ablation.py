@@ -18,8 +18,8 @@ from rich.table import Table
 from eval.evaluate import is_relevant, load_gold
 from eval.metrics import mean_metrics, ranking_metrics
 from qa.api import QA
-from qa.search.bm25 import OkapiBM25, plural_stem, stem, tokenize
 from qa.reading.squad import load_squad
+from qa.search.bm25 import OkapiBM25, plural_stem, stem, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"stopwords + light stemmer (used)": (True, stem), "stopwords + plurals only (S-stemmer)": (True, plural_stem),

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.corpus.chunk import split_sentences
+from qa.corpus.ingest import read_corpus
 from qa.index import store
 from qa.index.build import build_index
-from qa.corpus.chunk import split_sentences
-from qa.search.embed import DEFAULT_MODEL, load_encoder
-from qa.corpus.ingest import read_corpus
-from qa.search.onnx_encoder import BUILD_WORKERS, OnnxEncoder
 from qa.reading.squad import load_squad
+from qa.search.embed import DEFAULT_MODEL, load_encoder
+from qa.search.onnx_encoder import BUILD_WORKERS, OnnxEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SQUAD = ROOT.parent / "shared" / "data" / "squad"

@@ -14,17 +14,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa.index import store
-from qa.reading.answer import Answer, Candidate, answer
 from qa.backends.base import Backend, FileBackend, OpenIndex
-from qa.index.build import BuildReport
 from qa.corpus.chunk import Passage
-from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
-from qa.errors import ModelError, QAError, QuestionError
 from qa.corpus.ingest import Article, skipped_summary
-from qa.search.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
+from qa.errors import ModelError, QAError, QuestionError
+from qa.index import store
+from qa.index.build import BuildReport
+from qa.reading.answer import Answer, Candidate, answer
 from qa.reading.read import Calibration, load_shipped_reader
 from qa.reading.transformers_reader import load_reader
+from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder
+from qa.search.onnx_encoder import OnnxEncoder, has_onnx_export, load_onnx_encoder
 from qa.search.retrieve import Hit, Retrieval, Retriever
 
 DEFAULT_CORPUS = "seeds"

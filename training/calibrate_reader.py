@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
 from qa.reading.read import CARD_FILE, DELTA_FILE, Calibration, Evidence, export_folder  # noqa: E402
 from qa.reading.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
+from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
 from training.calibration_rows import file_rows, title_folds  # noqa: E402
 
 FEATURES = ("margin", "lead", "agreement")

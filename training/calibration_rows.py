@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.reading.answer import best_per_passage, distinct_spans, read_spans, span_evidence
 from qa.api import QA
+from qa.reading.answer import best_per_passage, distinct_spans, read_spans, span_evidence
 from qa.reading.read import Calibration, OnnxReader
 from qa.reading.squad import RIGHT_F1, best_over_gold, load_squad
 

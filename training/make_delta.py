@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from qa.search.embed import packaged_model_dir  # noqa: E402
 from qa.reading.read import merged_state  # noqa: E402
+from qa.search.embed import packaged_model_dir  # noqa: E402
 
 
 def make_delta(tuned: dict, base: dict, rank: int) -> dict:

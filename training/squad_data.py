@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reading.answer import normalize
 from qa.corpus.chunk import split_sentences
+from qa.reading.answer import normalize
 from qa.reading.squad import squad_paragraphs
 from qa.reading.windows import Windower
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
-from qa.index import freshness, store
-from qa.index.build import BuildReport, build_index
 from qa.corpus.chunk import Passage
 from qa.corpus.ingest import Article
+from qa.index import freshness, store
+from qa.index.build import BuildReport, build_index
 
 BACKENDS = ("files", "milvus")
 

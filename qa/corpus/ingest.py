@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.corpus import pdf, webpage
-from qa.errors import QAError
 from qa.corpus.metadata import Extracted, body_span, find_date, find_title, shorten
+from qa.errors import QAError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 HTML_SUFFIXES = (".html", ".htm")

@@ -19,12 +19,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa.corpus import chunk, ingest
-from qa.search.embed import DEFAULT_PRECISION, resolve_model
 from qa.errors import ModelError
 from qa.index.folder import build_lock, remove_leftovers
 from qa.index.freshness import chunking_params, staleness, tokenizer_params
 from qa.index.generation import publish, staging_folder
-from qa.search.onnx_encoder import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, build_encoder, has_onnx_export
 from qa.index.store import (
     FORMAT_VERSION,
     IN_MEMORY,
@@ -35,6 +33,8 @@ from qa.index.store import (
     safe_sha256,
     verified,
 )
+from qa.search.embed import DEFAULT_PRECISION, resolve_model
+from qa.search.onnx_encoder import ONNX_CONFIG, ONNX_FILES, ONNX_OUTPUTS, build_encoder, has_onnx_export
 
 
 @dataclass

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from qa.search.onnx_encoder import ONNX_FILES
 from qa.index.store import (
     DENSE,
     GENERATION_MARK,
@@ -28,6 +27,7 @@ from qa.index.store import (
     TOKENS,
     StoreError,
 )
+from qa.search.onnx_encoder import ONNX_FILES
 
 INDEX_ID = ".qa-index"
 GITIGNORE = ".gitignore"

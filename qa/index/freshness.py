@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 from qa.corpus import chunk, ingest, wordlists
-from qa.search.embed import DEFAULT_PRECISION
 from qa.index.store import (
     FORMAT_VERSION,
     IN_MEMORY,
@@ -18,6 +17,7 @@ from qa.index.store import (
     read_manifest,
     safe_sha256,
 )
+from qa.search.embed import DEFAULT_PRECISION
 
 
 def staleness(index_dir: Path, corpus: Path | Sequence[ingest.Article], model_name: str,

@@ -16,7 +16,6 @@ from typing import Iterator
 
 import numpy as np
 
-from qa.search import bm25
 from qa.corpus.chunk import Passage
 from qa.index.store import (
     DENSE,
@@ -33,6 +32,7 @@ from qa.index.store import (
     faiss_module,
     file_check,
 )
+from qa.search import bm25
 
 
 @contextmanager

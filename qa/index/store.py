@@ -29,10 +29,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa.search import bm25, retrieve
 from qa.corpus.chunk import Passage
-from qa.search.embed import file_sha256
 from qa.errors import QAError
+from qa.search import bm25, retrieve
+from qa.search.embed import file_sha256
 
 FORMAT_VERSION = 9
 """Raised whenever what an index holds changes (the passages ingest and chunking cut, the BM25

@@ -15,8 +15,8 @@ from rich.text import Text
 
 from qa.api import DEFAULT_TOP_K, MAX_ANSWERS, QA, json_shape
 from qa.errors import QAError, Terminated
-from qa.search.retrieve import Retrieval
 from qa.interface.view import View, json_line, shown
+from qa.search.retrieve import Retrieval
 
 PROMPT = "qa> "
 HISTORY_ENV = "QA_HISTORY"

@@ -15,8 +15,9 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
-from qa.interface import progress
 from qa.api import QA, json_shape
+from qa.errors import QAError, interruption
+from qa.interface import progress
 from qa.interface.options import (
     AnswersOption,
     ExplainOption,
@@ -27,9 +28,8 @@ from qa.interface.options import (
     takes_ranking,
     takes_where,
 )
-from qa.errors import QAError, interruption
-from qa.search.retrieve import Retrieval
 from qa.interface.view import View, json_line, shown
+from qa.search.retrieve import Retrieval
 
 app = typer.Typer(
     help="Answer questions about a folder of news articles, offline, citing the exact source text.",

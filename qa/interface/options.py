@@ -15,10 +15,10 @@ import typer
 
 from qa.api import DEFAULT_CORPUS, DEFAULT_INDEX, DEFAULT_TOP_K, MAX_ANSWERS, QA
 from qa.backends.base import BACKENDS
-from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
-from qa.errors import QAError
 from qa.backends.milvus.backend import MilvusBackend
 from qa.backends.milvus.client import DEFAULT_COLLECTION, MilvusConfig
+from qa.errors import QAError
+from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from qa.search.retrieve import DATE_BOUND, FUSIONS, RETRIEVERS, Retrieval
 
 RetrieverChoice = Enum("RetrieverChoice", {name: name for name in RETRIEVERS}, type=str)

@@ -20,6 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.errors import QAError
+from qa.reading.spans import SpanChoice, best_spans
+from qa.reading.windows import Windower, padded
 from qa.search.cache import cached_folder
 from qa.search.embed import (
     DEFAULT_WEIGHTS_SHA256,
@@ -29,10 +32,7 @@ from qa.search.embed import (
     quiet_model_libraries,
     resolve_model,
 )
-from qa.errors import QAError
 from qa.search.onnx_encoder import onnx_session
-from qa.reading.spans import SpanChoice, best_spans
-from qa.reading.windows import Windower, padded
 
 DELTA_FILE = Path(__file__).with_name("reader.safetensors")
 CARD_FILE = Path(__file__).with_name("reader.json")

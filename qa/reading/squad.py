@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from qa.reading.answer import normalize
-from qa.errors import QAError
 from qa.corpus.ingest import Article, article_from_text
+from qa.errors import QAError
+from qa.reading.answer import normalize
 
 
 @dataclass

@@ -11,11 +11,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-from qa.search.embed import damaged_weights, quiet_model_libraries
 from qa.errors import QAError
 from qa.reading.read import Calibration
 from qa.reading.spans import SpanChoice, best_spans
 from qa.reading.windows import MAX_QUESTION_TOKENS, MAX_TOKENS, STRIDE, Window, padded
+from qa.search.embed import damaged_weights, quiet_model_libraries
 
 OWN_DECISION = Calibration(slope=1.0, intercept=0.0, threshold=0.5)  # margin > 0: the model's own choice
 

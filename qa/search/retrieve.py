@@ -10,8 +10,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from qa.search.bm25 import tokenize
 from qa.errors import QuestionError
+from qa.search.bm25 import tokenize
 
 RRF_K = 60
 CANDIDATE_DEPTH = 50

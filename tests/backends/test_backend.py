@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from qa.errors import QAError
 from qa.backends.milvus.client import MilvusConfig, connect
+from qa.errors import QAError
 from tests.conftest import ROOT
 
 

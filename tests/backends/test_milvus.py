@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("milvus_lite")
 pytest.importorskip("pymilvus")
 
-from qa.backends.milvus import bm25_weights  # noqa: E402
-from qa.search import bm25
 from qa.api import QA  # noqa: E402
+from qa.backends.milvus import bm25_weights  # noqa: E402
+from qa.backends.milvus.backend import MilvusBackend, MilvusConfig, MilvusError  # noqa: E402
 from qa.backends.milvus.bm25_weights import Stats  # noqa: E402
 from qa.errors import ModelError  # noqa: E402
-from qa.backends.milvus.backend import MilvusBackend, MilvusConfig, MilvusError  # noqa: E402
+from qa.search import bm25
 from qa.search.onnx_encoder import load_onnx_encoder  # noqa: E402
 from qa.search.retrieve import Retrieval  # noqa: E402
 from tests.conftest import ROOT, SEEDS, write_article  # noqa: E402

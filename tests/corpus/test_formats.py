@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from qa.corpus import ingest
-from qa.index import freshness
 from qa.corpus.chunk import chunk_article
-from qa.interface.cli import app
 from qa.corpus.ingest import read_corpus, text_of
-from qa.search.embed import DEFAULT_MODEL
+from qa.index import freshness
 from qa.index.store import MANIFEST, current_generation
+from qa.interface.cli import app
+from qa.search.embed import DEFAULT_MODEL
 from tests.pdf_files import write_pdf
 
 runner = CliRunner()

@@ -3,10 +3,10 @@ is rebuilt, and a list is read as written (comments skipped, forms mapped to the
 
 from __future__ import annotations
 
+from qa.api import QA
 from qa.corpus import chunk, wordlists
 from qa.index import freshness, store
 from qa.search import bm25
-from qa.api import QA
 from qa.search.embed import DEFAULT_MODEL
 
 

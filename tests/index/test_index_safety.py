@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.index import freshness, store
 from qa.api import QA
+from qa.index import freshness, store
 from qa.index.store import NewerIndexError, StoreError
 from tests.conftest import write_article as _write
 

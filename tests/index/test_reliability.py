@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from qa.index import build, folder, freshness, store
 from qa.api import QA
 from qa.errors import QAError
+from qa.index import build, folder, freshness, store
 from tests.conftest import SEEDS
 
 

@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from qa.index import freshness, generation, store
 from qa.api import QA
+from qa.index import freshness, generation, store
+from qa.index.store import StoreError
 from qa.search.embed import DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_WEIGHTS_SHA256
 from qa.search.onnx_encoder import OnnxEncoder
-from qa.index.store import StoreError
 from tests.conftest import write_article as _write
 
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from qa.interface.cli import app
 from qa.corpus.ingest import text_of
+from qa.interface.cli import app
 from tests.conftest import ROOT, SEEDS
 
 runner = CliRunner()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qa.reading.answer import CITE_MARGIN, answer, normalize, read_spans
 from qa.corpus.chunk import Passage
+from qa.reading.answer import CITE_MARGIN, answer, normalize, read_spans
 from qa.reading.read import LEAD_CAP, Calibration, Evidence
 from qa.reading.spans import SpanChoice
 

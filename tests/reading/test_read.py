@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir
 from qa.reading.read import (
     DELTA_FILE,
     LEAD_CAP,
@@ -23,6 +22,7 @@ from qa.reading.read import (
     load_shipped_reader,
 )
 from qa.reading.windows import padded
+from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256, packaged_model_dir
 from tests.conftest import ROOT
 
 

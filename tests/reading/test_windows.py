@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from qa.search.embed import packaged_model_dir
 from qa.reading.spans import MAX_ANSWER_TOKENS, best_spans, window_best
 from qa.reading.windows import MAX_QUESTION_TOKENS, Window, Windower
+from qa.search.embed import packaged_model_dir
 
 
 @pytest.fixture(scope="module")

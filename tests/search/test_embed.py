@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
+from qa.errors import ModelError
 from qa.search import embed
 from qa.search.embed import DEFAULT_MODEL, DEFAULT_WEIGHTS_SHA256, Encoder, load_encoder, resolve_model
-from qa.errors import ModelError
 
 
 def test_default_model_resolves_offline_with_verified_weights():

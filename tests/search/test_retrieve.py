@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qa.index.store import LoadedIndex
 from qa.search.bm25 import plural_stem, stem, tokenize
 from qa.search.retrieve import Retrieval, Retriever, reciprocal_rank_fusion, weighted_fusion
-from qa.index.store import LoadedIndex
 
 
 def test_tokenizer_folds_case_possessives_stopwords_and_plurals():

@@ -18,14 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa.backends.milvus import bm25_weights
-from qa.corpus import chunk
-from qa.index import freshness, store
 from qa.backends.milvus.bm25_weights import Stats
-from qa.index.build import BuildReport, embed_texts, read_articles, skipped_entries
-from qa.search.cache import cached_folder
-from qa.corpus.chunk import Passage
-from qa.search.embed import load_encoder, resolve_model
-from qa.errors import ModelError
 from qa.backends.milvus.client import BATCH_ROWS, Connection, MilvusConfig, MilvusError
 from qa.backends.milvus.index import MilvusIndex
 from qa.backends.milvus.rows import (
@@ -41,6 +34,13 @@ from qa.backends.milvus.rows import (
     terms_of,
     upsert_catalog,
 )
+from qa.corpus import chunk
+from qa.corpus.chunk import Passage
+from qa.errors import ModelError
+from qa.index import freshness, store
+from qa.index.build import BuildReport, embed_texts, read_articles, skipped_entries
+from qa.search.cache import cached_folder
+from qa.search.embed import load_encoder, resolve_model
 from qa.search.onnx_encoder import ONNX_CONFIG, build_encoder
 
 MADE_BY = "qa"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from qa.index import store
 from qa.errors import QAError
+from qa.index import store
 
 DEFAULT_COLLECTION = "qa_passages"
 BATCH_ROWS = 1000  # rows per insert: ~4 MB of vectors and text, well under gRPC's 64 MB

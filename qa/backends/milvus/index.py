@@ -10,10 +10,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from qa.backends.milvus import bm25_weights
-from qa.index import store
-from qa.corpus.chunk import Passage
 from qa.backends.milvus.client import Connection, MilvusError
 from qa.backends.milvus.rows import MAX_TERM, PASSAGE_FIELDS, catalog_name, passage_of, row_id, term_key
+from qa.corpus.chunk import Passage
+from qa.index import store
 
 
 class MilvusIndex:

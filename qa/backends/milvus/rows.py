@@ -18,10 +18,10 @@ import json
 import numpy as np
 
 from qa.backends.milvus import bm25_weights
+from qa.backends.milvus.client import BATCH_ROWS, Connection, MilvusError
+from qa.corpus.chunk import Passage
 from qa.index import store
 from qa.search import bm25
-from qa.corpus.chunk import Passage
-from qa.backends.milvus.client import BATCH_ROWS, Connection, MilvusError
 
 TEXT_LIMIT = 65_535  # bytes in a Milvus VARCHAR
 PAD = [0.0, 0.0]
