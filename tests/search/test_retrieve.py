@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qa.errors import QuestionError
 from qa.index.store import LoadedIndex
 from qa.search.bm25 import plural_stem, stem, tokenize
 from qa.search.retrieve import Retrieval, Retriever, reciprocal_rank_fusion, weighted_fusion
@@ -108,3 +109,24 @@ def test_bm25s_ranks_like_rank_bm25_where_no_term_is_in_half_the_documents():
         top_a = [i for i in np.argsort(-a, kind="stable")[:10] if a[i] > 0]
         top_b = [i for i in np.argsort(-b, kind="stable")[:10] if b[i] > 0]
         assert set(top_a) == set(top_b)
+
+
+@pytest.mark.parametrize("scope, source, date, admitted", [
+    ({"since": "2025-03"}, "a.html", "2025-03-01", True),
+    ({"since": "2025-03"}, "a.html", "2025-02-28", False),
+    ({"until": "2025"}, "a.html", "2025-12-31", True),
+    ({"until": "2025-03-14"}, "a.html", "2025-03-15", False),
+    ({"since": "2024", "until": "2024"}, "a.html", "2024-06-13", True),
+    ({"since": "2024"}, "a.txt", None, False),  # no known date: nothing says it is in the range
+    ({"sources": ("reuters/*",)}, "reuters/2024/a.html", None, True),  # * crosses folders
+    ({"sources": ("reuters/*", "*.pdf")}, "ap/a.html", None, False),
+    ({"sources": ("*.pdf",), "since": "2025"}, "r.pdf", "2025-01-02", True),
+])
+def test_a_scope_admits_articles_by_date_prefix_and_path_glob(scope, source, date, admitted):
+    assert Retrieval(**scope).admits(source, date) is admitted
+
+
+@pytest.mark.parametrize("bound", ["2025-3", "March 2025", "20250301", ""])
+def test_a_scope_date_that_is_not_a_date_is_refused(bound):
+    with pytest.raises(QuestionError, match="not a date"):
+        Retrieval(since=bound)
