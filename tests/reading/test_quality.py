@@ -18,17 +18,17 @@ from tests.conftest import ROOT, SHARED
 pytestmark = pytest.mark.slow  # the gates evaluate the real reader over whole question sets
 
 MIN_HYBRID_RECALL_AT_5 = 0.97
-MIN_ANSWER_F1 = 0.69  # measured 0.712
-MIN_ANSWER_EM = 0.59  # 0.618
+MIN_ANSWER_F1 = 0.67  # measured 0.694 (0.712 with the reader before, which quoted shorter spans)
+MIN_ANSWER_EM = 0.53  # 0.559
 MIN_SENTENCE_HIT = 0.80  # 0.824
-MAX_ABSTAINED_ANSWERABLE = 4  # 3
+MAX_ABSTAINED_ANSWERABLE = 3  # 2
 MIN_ABSTAIN_RECALL = 1.0
 MAX_ANSWERED_UNANSWERABLE = 0
 
 
 HELD_OUT = SHARED / "data" / "squad" / "squad2-dev-a.json"
 HELD_OUT_SAMPLE = 300
-MIN_HELD_OUT_BEST_SPAN_F1 = 0.65  # measured 0.674 on this sample (0.754 over all 1,278 answerable)
+MIN_HELD_OUT_BEST_SPAN_F1 = 0.76  # measured 0.782 on this sample (0.793 over all 1,278 answerable)
 
 
 @pytest.mark.skipif(not HELD_OUT.is_file(), reason="../shared/data is not here")
