@@ -22,6 +22,9 @@ _LINE_BREAK = re.compile(r"\n\s*")
 _WORD = re.compile(r"\S+")
 
 
+UNKNOWN_LEFT_OUT = ("author", "sitename", "page")
+
+
 @dataclass
 class Passage:
     source: str
@@ -35,7 +38,9 @@ class Passage:
     page: int | None = None  # a PDF's page (from 1) the passage lies on
 
     def to_dict(self) -> dict:
-        return {name: value for name, value in asdict(self).items() if value is not None or name == "date"}
+        """What the index stores: the fields most passages lack (author, site, page) only when known;
+        `Passage(**stored)` gives them back their defaults."""
+        return {name: value for name, value in asdict(self).items() if value is not None or name not in UNKNOWN_LEFT_OUT}
 
 
 def _ends_sentence(text: str, boundary_end: int) -> bool:
