@@ -182,3 +182,25 @@ def test_a_run_refuses_to_continue_on_changed_data_or_to_start_over_an_existing_
     assert "changed since the run started" in capsys.readouterr().err
     assert train_reader.main(["--resume", str(tmp_path / "nothing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_run_whose_folder_is_gone_rejoins_from_its_shipped_delta_at_the_step_it_stopped(tmp_path, tiny_base, capsys):
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    common = ["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1",
+              "--epochs", "2", "--distractors", "0.5", "--precision", "fp32"]
+    lost = tmp_path / "lost"
+    assert train_reader.main([*common, "--out", str(lost), "--stop-at-step", "3"]) == 0
+    assert train_reader.main(["--resume", str(lost), "--record-checkpoint"]) == 0
+    delta = tmp_path / "delta.safetensors"
+    make_delta.main([str(lost / "model.safetensors"), "--out", str(delta), "--base", str(tiny_base)])
+    card = {"delta_sha256": file_sha256(delta), "training": json.loads((lost / "checkpoint.json").read_text())}
+    (tmp_path / "delta.json").write_text(json.dumps(card))
+    assert train_reader.main([*common, "--seed", "1", "--out", str(tmp_path / "other"), "--init", str(delta),
+                              "--rejoin"]) == 2  # another seed is another batch order: not that run's remainder
+    assert "--seed differ" in capsys.readouterr().err
+    rest = tmp_path / "rest"
+    assert train_reader.main([*common, "--out", str(rest), "--init", str(delta), "--rejoin"]) == 0
+    log = (rest / "train.log").read_text()
+    assert "rejoined the shipped run at step 3/10" in log and "step 10/10" in (rest / "progress.txt").read_text()
+    assert log.count("epoch 1 done") == 1 and "epoch 2 done" in log  # only the 7 batches the lost run had not reached
+    assert json.loads((rest / "run.json").read_text())["rejoined_at"] == 3

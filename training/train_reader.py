@@ -78,8 +78,30 @@ def batches(windows: list, batch_size: int, rng: random.Random):
     return chunks
 
 
+REWARM_STEPS = 100  # a rejoined run's optimizer moments start empty: its learning rate ramps up again
+RUN_SHAPE = ("epochs", "lr", "batch_size", "distractors", "removals", "negatives")
+
+
 def total_steps(config: dict, windows: list) -> int:
     return config["epochs"] * math.ceil(len(windows) / config["batch_size"])
+
+
+def rejoin_point(config: dict) -> dict:
+    """Where the run that the --init delta was shipped from stopped, for a run that is its remainder
+    (its own folder lost): the same data, seed and hyperparameters give the same batch order, so the
+    remainder trains on exactly the batches that run had not reached, on the same schedule."""
+    shipped = (config["init"] or {}).get("training") or {}
+    stopped = shipped.get("stopped_at")
+    if not stopped:
+        raise RunError("--rejoin needs an --init delta whose card says where its run stopped (training.stopped_at)")
+    if shipped.get("data") != config["data"] or shipped.get("seed") != config["seed"]:
+        raise RunError("--rejoin: the data files or --seed differ from the run the --init delta was shipped from")
+    for key in RUN_SHAPE:
+        if shipped["hyperparameters"].get(key) != config[key]:
+            raise RunError(f"--rejoin: --{key.replace('_', '-')} is {config[key]} here but "
+                           f"{shipped['hyperparameters'].get(key)} in the run the --init delta was shipped from")
+    return {**{k: stopped[k] for k in ("epoch", "batch", "step", "windows_seen")},
+            "train_windows": shipped["train_windows"]}
 
 
 def train(model, windows: list, config: dict, out: Path, log: ProgressLog, checkpoint_seconds: float,
@@ -97,10 +119,23 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
     per_epoch = math.ceil(len(windows) / batch_size)
     steps = total_steps(config, windows)
     warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-    position = load_checkpoint(out, model, optimizer, schedule) or Position()
-    if position.step:
+    rejoin = config.get("rejoin") or {}
+    offset = rejoin.get("step", 0)
+
+    def factor(local_step: int) -> float:
+        at = local_step + offset
+        planned = min((at + 1) / warmup, max(0.0, (steps - at) / max(1, steps - warmup)))
+        return planned * min(1.0, (local_step + 1) / REWARM_STEPS) if offset else planned
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    position = load_checkpoint(out, model, optimizer, schedule)
+    if position is None and rejoin:
+        position = Position(**{k: rejoin[k] for k in ("epoch", "batch", "step", "windows_seen")})
+        log(f"rejoined the shipped run at step {offset}/{steps}: fresh optimizer moments, "
+            f"learning rate re-warmed over {REWARM_STEPS} steps")
+    elif position is None:
+        position = Position()
+    elif position.step:
         log(f"resumed at epoch {position.epoch + 1} batch {position.batch}/{per_epoch} (step {position.step}/{steps})")
     stopping = []
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -152,7 +187,7 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
 def new_config(args) -> dict:
     """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
     paths = [str(p) for p in args.train + args.holdout]
-    return {
+    config = {
         "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
         "data": {p: file_sha256(Path(p)) for p in paths},
         "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
@@ -162,6 +197,9 @@ def new_config(args) -> dict:
         # before anything may replace the delta (shipping this very run does)
         "init": init_provenance(args.init) if args.init else None,
     }
+    if args.rejoin:
+        config["rejoin"] = rejoin_point(config)
+    return config
 
 
 def start_weights(model, config: dict, model_dir: Path) -> None:
@@ -194,6 +232,9 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"])
     if not windows:
         raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
+    if config.get("rejoin") and len(windows) != config["rejoin"]["train_windows"]:
+        raise RunError(f"--rejoin: {len(windows)} training windows here, {config['rejoin']['train_windows']} in the "
+                       "run the --init delta was shipped from (the windowing code changed): start a new run")
     digest = windows_sha256(windows)
     if config.setdefault("windows_sha256", digest) != digest:
         raise RunError("the training windows differ from those the run started with (the windowing or data "
@@ -211,7 +252,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
                             "weight_decay": 0.01, "frozen": "word embeddings",
                             "precision": "bf16 autocast" if config["bf16"] else "fp32"},
-        "init": config["init"], "device": config["device"], "threads": threads,
+        "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"),
+        "device": config["device"], "threads": threads,
     }
     if record_checkpoint:
         position = read_position(out)
@@ -269,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from a shipped delta (e.g. qa/reading/reader.safetensors) instead of a fresh head")
+    parser.add_argument("--rejoin", action="store_true",
+                        help="with --init: continue the run that delta was shipped from, at the step its card says it "
+                             "stopped (same data, order and schedule; fresh optimizer moments): when its folder is gone")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
@@ -276,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --resume: write checkpoint.json, the run record of the last checkpoint's weights "
                              "(what calibrate_reader.py puts in the card when they ship mid-run), and stop")
     args = parser.parse_args(argv)
+    if args.rejoin and (args.resume or not args.init):
+        parser.error("--rejoin starts a new run from an --init delta (not with --resume)")
     try:
         if args.resume:
             out, config = args.resume, load_config(args.resume)
