@@ -59,3 +59,27 @@ def test_cross_fitted_figures_are_reported_per_file_with_recall_at_one_and_three
         assert 0 <= numbers["has_ans_f1"] <= numbers["best_span_f1"] <= 1
         assert numbers["recall_at_1"] <= numbers["recall_at_3"]
         assert sum(b["questions"] for b in numbers["calibration_buckets"]) == 400
+
+
+def test_the_guess_threshold_is_the_lowest_from_which_guesses_are_right_at_the_rate_averaged_over_files():
+    import numpy as np
+
+    from training.calibrate_reader import guess_threshold, is_right
+
+    rng = random.Random(4)
+    rows = [{"data": data, "kind": "answerable", "f1": float(rng.random() < share)}
+            for data, count, share in (("wiki", 300, 0.6), ("adversarial-heavy", 900, 0.15)) for _ in range(count)]
+    confidence = np.array([rng.random() * 0.5 for _ in rows])
+
+    def averaged_precision(value: float) -> float:
+        rates = []
+        for data in ("wiki", "adversarial-heavy"):
+            band = [is_right(r) for r, c in zip(rows, confidence) if r["data"] == data and value <= c < 0.5]
+            rates += [sum(band) / len(band)] if band else []
+        return sum(rates) / len(rates)
+
+    chosen = guess_threshold(rows, confidence, 0.5, 0.35)
+    assert averaged_precision(chosen) >= 0.35
+    assert all(averaged_precision(c) < 0.35 for c in confidence if c < chosen)  # none lower reaches it
+    pooled = sum(is_right(r) for r, c in zip(rows, confidence) if c >= chosen) / sum(confidence >= chosen)
+    assert pooled < 0.35  # pooled, the file with more questions would have decided alone

@@ -17,7 +17,7 @@ be one the reader trained on. From each question's best span:
   scores 0) and absent accuracy (an abstention scores 1): every kind of text, and every kind of
   question a user asks, counts the same. Adversarial accuracy is reported, not optimized;
 - the guess threshold is the lowest confidence below it at which best guesses (between the two)
-  are still right at --guess-precision or better.
+  are still right at --guess-precision or better, averaged over the files.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
 calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
@@ -84,14 +84,24 @@ def objective(rows: list[dict], confidence: np.ndarray, threshold: float) -> flo
 
 
 def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, precision: float) -> float:
-    """The lowest confidence from which best guesses (below `threshold`) are right at `precision`."""
-    below = sorted(((c, is_right(r)) for r, c in zip(rows, confidence) if c < threshold), reverse=True)
-    chosen, right = threshold, 0
-    for count, (value, correct) in enumerate(below, 1):
-        right += correct
-        if right / count >= precision:
-            chosen = value
-    return chosen
+    """The lowest confidence from which best guesses (below `threshold`) are right at `precision`,
+    averaged over the files as the threshold's objective is: every kind of text counts the same, and
+    no file's share of adversarial questions decides for the others."""
+    below = np.flatnonzero(confidence < threshold)
+    if not len(below):
+        return threshold
+    order = below[np.argsort(-confidence[below], kind="stable")]
+    files = sorted({rows[k]["data"] for k in order})
+    guessed, right = np.zeros((len(files), len(order))), np.zeros((len(files), len(order)))
+    for column, k in enumerate(order):
+        guessed[files.index(rows[k]["data"]), column] = 1
+        right[files.index(rows[k]["data"]), column] = is_right(rows[k])
+    guessed, right = guessed.cumsum(axis=1), right.cumsum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(guessed > 0, right / np.maximum(guessed, 1), np.nan)
+    mean_rate = np.nanmean(rates, axis=0)  # from each guess down: the files' precisions, averaged
+    reaching = np.flatnonzero(mean_rate >= precision)
+    return float(confidence[order[reaching[-1]]]) if len(reaching) else threshold
 
 
 def fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float) -> Calibration:

@@ -23,6 +23,7 @@ from qa.reading.read import Calibration, OnnxReader
 from qa.reading.squad import RIGHT_F1, best_over_gold, load_squad
 
 RUNNERS_UP = 3  # answer recall@3: a right answer among the three best distinct spans
+KEPT_SPANS = 5  # distinct spans kept per row, so that rules over them can be compared without asking again
 
 
 def title_folds(titles) -> list[set[str]]:
@@ -36,18 +37,21 @@ def ask_all(qa: QA, reader: OnnxReader, questions, data: str, absent: bool = Fal
         began = time.perf_counter()
         _, passages = qa.passages_for(q.question)
         found = read_spans(q.question, passages, reader)
-        ranked = distinct_spans(found, passages, RUNNERS_UP)
+        ranked = distinct_spans(found, passages, KEPT_SPANS)
         texts = [passages[s.passage].text[s.start : s.end] for s in ranked]
         gold = [] if absent else q.answers
         scores = [best_over_gold(text, gold) if gold else (0.0, 0.0) for text in texts] or [(0.0, 0.0)]
-        evidence = span_evidence(ranked[0], ranked[1:], best_per_passage(found, len(passages)), passages) \
-            if ranked else None
+        readings = best_per_passage(found, len(passages))
+        evidence = span_evidence(ranked[0], ranked[1:], readings, passages) if ranked else None
         kind = "absent" if absent else "answerable" if q.answers else "adversarial"
         rows.append({"data": data, "id": q.id, "title": q.source.split("#")[0], "kind": kind,
                      "prediction": texts[0] if texts else "",
                      "margin": evidence.margin if evidence else -50.0, "lead": evidence.lead if evidence else 0.0,
                      "agreement": evidence.agreement if evidence else 0, "em": scores[0][0], "f1": scores[0][1],
-                     "right_in_top3": any(f1 >= RIGHT_F1 for _, f1 in scores),
+                     "right_in_top3": any(f1 >= RIGHT_F1 for _, f1 in scores[:RUNNERS_UP]),
+                     "spans": [{"text": t, "margin": round(s.margin, 4), "passage": s.passage, "f1": round(f1, 4)}
+                               for t, s, (_, f1) in zip(texts, ranked, scores)],
+                     "passage_margins": [None if r is None else round(r.margin, 4) for r in readings],
                      "ms": round((time.perf_counter() - began) * 1000, 1)})
         if number % 100 == 0:
             print(f"{data}: {number}/{len(questions)} asked", flush=True)

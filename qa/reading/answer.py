@@ -87,6 +87,14 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def same_answer(key: str, other: str) -> bool:
+    """Two normalized spans give the same answer when one is the other or a run of its words: "Altman"
+    is "Sam Altman" said shorter, not a competing answer."""
+    if not key or not other:
+        return key == other
+    return f" {key} " in f" {other} " or f" {other} " in f" {key} "
+
+
 def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -> list[SpanChoice]:
     """The reader's candidate spans of the passages (in retrieval order), widened to whole words,
     best first by their margin less the calibration's rank penalty."""
@@ -130,19 +138,19 @@ def answer(question: str, passages: Sequence[Passage], reader: SpanReader, answe
 
 def distinct_spans(found: Sequence[SpanChoice], passages: Sequence[Passage], limit: int) -> list[SpanChoice]:
     """The best `limit` spans that are different answers: none overlaps another in the same article,
-    and no two read the same once normalized."""
+    and none is the same answer as a better one (`same_answer`)."""
     chosen: list[SpanChoice] = []
-    seen: set[str] = set()
+    seen: list[str] = []
     for span in found:
         passage = passages[span.passage]
         key = normalize(passage.text[span.start : span.end])
         start, end = passage.start + span.start, passage.start + span.end
-        if key in seen or any(passages[c.passage].source == passage.source
+        if any(same_answer(key, other) for other in seen) or any(passages[c.passage].source == passage.source
                               and passages[c.passage].start + c.start < end and start < passages[c.passage].start + c.end
                               for c in chosen):
             continue
         chosen.append(span)
-        seen.add(key)
+        seen.append(key)
         if len(chosen) == limit:
             break
     return chosen
@@ -151,7 +159,7 @@ def distinct_spans(found: Sequence[SpanChoice], passages: Sequence[Passage], lim
 def span_evidence(span: SpanChoice, others: Sequence[SpanChoice], readings: Sequence[SpanChoice | None],
                   passages: Sequence[Passage]) -> Evidence:
     """A span's evidence: its margin, its lead over the best other distinct answer (`others`, best
-    first) and the number of other passages whose own best span is the same answer."""
+    first) and the number of other passages whose own best span reads the same once normalized."""
     key = normalize(passages[span.passage].text[span.start : span.end])
     lead = span.margin - others[0].margin if others else LEAD_CAP
     agreement = sum(1 for number, reading in enumerate(readings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa.corpus.chunk import Passage
-from qa.reading.answer import CITE_MARGIN, answer, normalize, read_spans
+from qa.reading.answer import CITE_MARGIN, answer, normalize, read_spans, same_answer
 from qa.reading.read import LEAD_CAP, Calibration, Evidence
 from qa.reading.spans import SpanChoice
 
@@ -155,6 +155,17 @@ def test_three_outcomes_an_answer_a_best_guess_marked_unsure_and_no_answer():
     assert nothing.answer is None and nothing.best_guess is None and nothing.alternatives == []
     no_guesses = answer("Who?", [FERRY], FixedReader(spans, threshold=0.6))  # a card without a guess threshold
     assert no_guesses.answer is None and no_guesses.best_guess is None
+
+
+def test_a_shorter_or_longer_way_of_saying_the_same_answer_is_neither_a_runner_up_nor_a_rival():
+    # "Nordvik" in OTHER is "Nordvik Construction" said shorter: the lead is over "the terminal"
+    reader = FixedReader([span_of(FERRY, "Nordvik Construction", 5.0), span_of(OTHER, "Nordvik", 4.5, number=1),
+                          span_of(FERRY, "the terminal", 2.0), span_of(OTHER, "ferry", 1.5, number=1)])
+    result = answer("Who?", [FERRY, OTHER], reader, answers=3)
+    assert result.evidence.lead == 3.0
+    assert [c.answer for c in result.alternatives] == ["the terminal", "ferry"]
+    assert same_answer("sam altman", "altman") and same_answer("altman", "sam altman")
+    assert not same_answer("altman", "sam altmanson") and not same_answer("", "altman")
 
 
 def test_runners_up_are_distinct_answers_best_first_each_cited_in_its_sentence():
