@@ -7,6 +7,8 @@ random state and the position in the data order; tensors and plain data only, lo
 (the same weights, for scoring and make_delta.py). Both are replaced atomically: a run killed while
 writing leaves the previous checkpoint whole. `progress.txt` is one line saying where the run is;
 `checkpoint.json`, written on request, is run.json's record for the checkpoint's weights.
+A new run's config and first weights are made here too, and so is the point where a run whose
+folder was lost rejoins (`--rejoin`): from the card of the delta it shipped.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from pathlib import Path
 import torch
 
 from qa.search.embed import file_sha256
+from training.torch_reader import has_bf16_units
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.txt"
 CHECKPOINT_RECORD = "checkpoint.json"  # run.json's record for the checkpoint's weights, made on request
+RUN_SHAPE = ("epochs", "lr", "batch_size", "distractors", "removals", "negatives")  # what --rejoin must match
 
 
 class RunError(Exception):
@@ -144,3 +148,52 @@ class ProgressLog:
         self(line)
         write_atomically(self.out / PROGRESS_FILE,
                          lambda p: p.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n", encoding="utf-8"))
+
+
+def new_config(args) -> dict:
+    """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
+    paths = [str(p) for p in args.train + args.holdout]
+    config = {
+        "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
+        "data": {p: file_sha256(Path(p)) for p in paths},
+        "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
+        "negatives": args.negatives, "limit": args.limit, "holdout_limit": args.holdout_limit,
+        "device": args.device, "bf16": args.precision == "bf16" if args.precision else has_bf16_units(args.device),
+        # before anything may replace the delta (shipping this very run does)
+        "init": init_provenance(args.init) if args.init else None,
+    }
+    if args.rejoin:
+        config["rejoin"] = rejoin_point(config)
+    return config
+
+
+def start_weights(model, config: dict, model_dir: Path) -> None:
+    """A fresh run's weights: the packaged base, or the --init delta it was started from (unchanged)."""
+    init = config["init"]
+    if not init:
+        return
+    from qa.reading.read import merged_state
+
+    if not Path(init["path"]).is_file() or file_sha256(Path(init["path"])) != init["sha256"]:
+        raise RunError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
+                       "and the run has no checkpoint yet: start a new run")
+    model.load_state_dict(merged_state(Path(init["path"]), model_dir), strict=False)
+
+
+def rejoin_point(config: dict) -> dict:
+    """Where the run that the --init delta was shipped from stopped, for a run that is its remainder
+    (its own folder lost): the same data, seed and hyperparameters give the same batch order, so the
+    remainder trains on exactly the batches that run had not reached, on the same schedule."""
+    shipped = (config["init"] or {}).get("training") or {}
+    stopped = shipped.get("stopped_at")
+    if not stopped:
+        raise RunError("--rejoin needs an --init delta whose card says where its run stopped (training.stopped_at)")
+    if shipped.get("data") != config["data"] or shipped.get("seed") != config["seed"]:
+        raise RunError("--rejoin: the data files or --seed differ from the run the --init delta was shipped from")
+    for key in RUN_SHAPE:
+        if shipped["hyperparameters"].get(key) != config[key]:
+            raise RunError(f"--rejoin: --{key.replace('_', '-')} is {config[key]} here but "
+                           f"{shipped['hyperparameters'].get(key)} in the run the --init delta was shipped from")
+    return {**{k: stopped[k] for k in ("epoch", "batch", "step", "windows_seen")},
+            "train_windows": shipped["train_windows"]}

@@ -38,7 +38,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from qa.search.embed import file_sha256, packaged_model_dir, resolve_model  # noqa: E402
+from qa.search.embed import packaged_model_dir, resolve_model  # noqa: E402
 from training.checkpoint import (  # noqa: E402
     CHECKPOINT_RECORD,
     CONFIG_FILE,
@@ -46,17 +46,17 @@ from training.checkpoint import (  # noqa: E402
     ProgressLog,
     RunError,
     check_data,
-    init_provenance,
     load_checkpoint,
     load_config,
+    new_config,
     read_position,
     save_checkpoint,
     save_config,
+    start_weights,
 )
 from training.squad_data import load_examples, training_windows, windows_sha256  # noqa: E402
 from training.torch_reader import (  # noqa: E402
     given_paragraph,
-    has_bf16_units,
     load_windower,
     new_reader,
     precision,
@@ -79,29 +79,10 @@ def batches(windows: list, batch_size: int, rng: random.Random):
 
 
 REWARM_STEPS = 100  # a rejoined run's optimizer moments start empty: its learning rate ramps up again
-RUN_SHAPE = ("epochs", "lr", "batch_size", "distractors", "removals", "negatives")
 
 
 def total_steps(config: dict, windows: list) -> int:
     return config["epochs"] * math.ceil(len(windows) / config["batch_size"])
-
-
-def rejoin_point(config: dict) -> dict:
-    """Where the run that the --init delta was shipped from stopped, for a run that is its remainder
-    (its own folder lost): the same data, seed and hyperparameters give the same batch order, so the
-    remainder trains on exactly the batches that run had not reached, on the same schedule."""
-    shipped = (config["init"] or {}).get("training") or {}
-    stopped = shipped.get("stopped_at")
-    if not stopped:
-        raise RunError("--rejoin needs an --init delta whose card says where its run stopped (training.stopped_at)")
-    if shipped.get("data") != config["data"] or shipped.get("seed") != config["seed"]:
-        raise RunError("--rejoin: the data files or --seed differ from the run the --init delta was shipped from")
-    for key in RUN_SHAPE:
-        if shipped["hyperparameters"].get(key) != config[key]:
-            raise RunError(f"--rejoin: --{key.replace('_', '-')} is {config[key]} here but "
-                           f"{shipped['hyperparameters'].get(key)} in the run the --init delta was shipped from")
-    return {**{k: stopped[k] for k in ("epoch", "batch", "step", "windows_seen")},
-            "train_windows": shipped["train_windows"]}
 
 
 def train(model, windows: list, config: dict, out: Path, log: ProgressLog, checkpoint_seconds: float,
@@ -182,37 +163,6 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
         return position
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def new_config(args) -> dict:
-    """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
-    paths = [str(p) for p in args.train + args.holdout]
-    config = {
-        "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
-        "data": {p: file_sha256(Path(p)) for p in paths},
-        "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
-        "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
-        "negatives": args.negatives, "limit": args.limit, "holdout_limit": args.holdout_limit,
-        "device": args.device, "bf16": args.precision == "bf16" if args.precision else has_bf16_units(args.device),
-        # before anything may replace the delta (shipping this very run does)
-        "init": init_provenance(args.init) if args.init else None,
-    }
-    if args.rejoin:
-        config["rejoin"] = rejoin_point(config)
-    return config
-
-
-def start_weights(model, config: dict, model_dir: Path) -> None:
-    """A fresh run's weights: the packaged base, or the --init delta it was started from (unchanged)."""
-    init = config["init"]
-    if not init:
-        return
-    from qa.reading.read import merged_state
-
-    if not Path(init["path"]).is_file() or file_sha256(Path(init["path"])) != init["sha256"]:
-        raise RunError(f"{init['path']} is not the delta this run started from (sha256 {init['sha256'][:12]}...), "
-                          "and the run has no checkpoint yet: start a new run")
-    model.load_state_dict(merged_state(Path(init["path"]), model_dir), strict=False)
 
 
 def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_at_step: int | None,
