@@ -97,8 +97,7 @@ def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, 
         guessed[files.index(rows[k]["data"]), column] = 1
         right[files.index(rows[k]["data"]), column] = is_right(rows[k])
     guessed, right = guessed.cumsum(axis=1), right.cumsum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = np.where(guessed > 0, right / np.maximum(guessed, 1), np.nan)
+    rates = np.where(guessed > 0, right / np.maximum(guessed, 1), np.nan)
     mean_rate = np.nanmean(rates, axis=0)  # from each guess down: the files' precisions, averaged
     reaching = np.flatnonzero(mean_rate >= precision)
     return float(confidence[order[reaching[-1]]]) if len(reaching) else threshold

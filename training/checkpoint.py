@@ -29,6 +29,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.txt"
 CHECKPOINT_RECORD = "checkpoint.json"  # run.json's record for the checkpoint's weights, made on request
 RUN_SHAPE = ("epochs", "lr", "batch_size", "distractors", "removals", "negatives")  # what --rejoin must match
+REJOINED_FIELDS = ("epoch", "batch", "step", "windows_seen")  # of Position: where a rejoined run starts
 
 
 class RunError(Exception):
@@ -195,5 +196,5 @@ def rejoin_point(config: dict) -> dict:
         if shipped["hyperparameters"].get(key) != config[key]:
             raise RunError(f"--rejoin: --{key.replace('_', '-')} is {config[key]} here but "
                            f"{shipped['hyperparameters'].get(key)} in the run the --init delta was shipped from")
-    return {**{k: stopped[k] for k in ("epoch", "batch", "step", "windows_seen")},
+    return {**{k: stopped[k] for k in REJOINED_FIELDS},
             "train_windows": shipped["train_windows"]}

@@ -42,6 +42,7 @@ from qa.search.embed import packaged_model_dir, resolve_model  # noqa: E402
 from training.checkpoint import (  # noqa: E402
     CHECKPOINT_RECORD,
     CONFIG_FILE,
+    REJOINED_FIELDS,
     Position,
     ProgressLog,
     RunError,
@@ -111,7 +112,7 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     position = load_checkpoint(out, model, optimizer, schedule)
     if position is None and rejoin:
-        position = Position(**{k: rejoin[k] for k in ("epoch", "batch", "step", "windows_seen")})
+        position = Position(**{k: rejoin[k] for k in REJOINED_FIELDS})
         log(f"rejoined the shipped run at step {offset}/{steps}: fresh optimizer moments, "
             f"learning rate re-warmed over {REWARM_STEPS} steps")
     elif position is None:
