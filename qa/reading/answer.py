@@ -25,6 +25,7 @@ CITE_MARGIN = 1.0
 """Another article is cited beside the best span when it holds the same answer with a margin at most
 this much lower (a fact several articles report is cited in each of them)."""
 _EDGE_PUNCTUATION = set(" \t\n,.;:!?\"'“”‘’([{)]}")
+_BRACKETS = ("()", "[]", "{}")
 
 
 class SpanReader(Protocol):
@@ -202,6 +203,9 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
         start += 1
     while end > start and text[end - 1] in _EDGE_PUNCTUATION:
         end -= 1
+    for opening, closing in _BRACKETS:  # "Processing Units (GPUs" is closed: "(GPUs)"
+        if end < len(text) and text[end] == closing and text.count(opening, start, end) > text.count(closing, start, end):
+            end += 1
     return start, end
 
 

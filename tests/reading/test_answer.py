@@ -58,6 +58,15 @@ def test_word_pieces_are_widened_to_whole_words_and_edge_punctuation_dropped():
     assert answer("By when?", [FERRY], reader).answer == "2027"
 
 
+def test_a_bracket_the_span_opens_is_closed_and_one_it_does_not_open_is_dropped():
+    chips = passage("chips.txt", 0, "It needs Graphics Processing Units (GPUs). (Costly ones.)")
+    for quoted in ("Graphics Processing Units (GPUs", "Graphics Processing Units (GPUs)."):
+        reader = FixedReader([span_of(chips, quoted, 3.0)])
+        assert answer("What is needed?", [chips], reader).answer == "Graphics Processing Units (GPUs)"
+    reader = FixedReader([span_of(chips, "(Costly ones.)", 3.0)])
+    assert answer("What kind?", [chips], reader).answer == "Costly ones"
+
+
 def test_below_the_threshold_it_abstains_and_says_how_sure_it_was():
     reader = FixedReader([span_of(FERRY, "Nordvik Construction", -1.0)], threshold=0.5)
     result = answer("Who will build the terminal?", [FERRY], reader)
