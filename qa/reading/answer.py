@@ -26,6 +26,7 @@ CITE_MARGIN = 1.0
 this much lower (a fact several articles report is cited in each of them)."""
 _EDGE_PUNCTUATION = set(" \t\n,.;:!?\"'“”‘’([{)]}")
 _BRACKETS = ("()", "[]", "{}")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")  # no answer runs from one paragraph into the next (a byline into the story)
 
 
 class SpanReader(Protocol):
@@ -98,12 +99,12 @@ def same_answer(key: str, other: str) -> bool:
 
 def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -> list[SpanChoice]:
     """The reader's candidate spans of the passages (in retrieval order), widened to whole words,
-    best first by their margin less the calibration's rank penalty."""
+    none across a blank line, best first by their margin less the calibration's rank penalty."""
     penalty = reader.calibration.rank_penalty
     found = []
     for span in reader.spans(question, [p.text for p in passages], SPANS_PER_WINDOW) if passages else []:
         start, end = _whole_words(passages[span.passage].text, span.start, span.end)
-        if start < end:
+        if start < end and not _PARAGRAPH_BREAK.search(passages[span.passage].text, start, end):
             found.append(SpanChoice(span.passage, start, end, span.margin - penalty * span.passage))
     return sorted(found, key=lambda span: -span.margin)
 

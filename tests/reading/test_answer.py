@@ -67,6 +67,13 @@ def test_a_bracket_the_span_opens_is_closed_and_one_it_does_not_open_is_dropped(
     assert answer("What kind?", [chips], reader).answer == "Costly ones"
 
 
+def test_no_answer_runs_across_a_blank_line():
+    story = passage("story.txt", 0, "By Dana Reyes 10:35 am\n\nThe council approved the budget.")
+    across = span_of(story, "Dana Reyes 10:35 am\n\nThe council", 5.0)
+    reader = FixedReader([across, span_of(story, "Dana Reyes", 4.0)])
+    assert answer("Who wrote it?", [story], reader).answer == "Dana Reyes"
+
+
 def test_below_the_threshold_it_abstains_and_says_how_sure_it_was():
     reader = FixedReader([span_of(FERRY, "Nordvik Construction", -1.0)], threshold=0.5)
     result = answer("Who will build the terminal?", [FERRY], reader)
