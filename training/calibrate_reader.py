@@ -98,7 +98,8 @@ def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, 
     guessed, right, absent = (np.zeros((len(files), len(order))) for _ in range(3))
     for column, k in enumerate(order):
         row = files.index(rows[k]["data"])
-        guessed[row, column], right[row, column], absent[row, column] = 1, is_right(rows[k]), rows[k]["kind"] == "absent"
+        guessed[row, column], right[row, column] = 1, is_right(rows[k])
+        absent[row, column] = rows[k]["kind"] == "absent"
     guessed, right = guessed.cumsum(axis=1), right.cumsum(axis=1)
     rates = np.where(guessed > 0, right / np.maximum(guessed, 1), np.nan)
     mean_rate = np.nanmean(rates, axis=0)  # from each guess down: the files' precisions, averaged
@@ -119,7 +120,8 @@ def fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precis
     calibration = Calibration(w["margin"], w["intercept"], 0.0, rank_penalty, w.get("lead", 0.0), w.get("agreement", 0.0))
     confidence = confidences(calibration, rows)
     calibration.threshold = round(float(max(np.unique(confidence), key=lambda t: objective(rows, confidence, t))), 6)
-    calibration.guess_threshold = round(guess_threshold(rows, confidence, calibration.threshold, precision, absent_floor), 6)
+    guess = guess_threshold(rows, confidence, calibration.threshold, precision, absent_floor)
+    calibration.guess_threshold = round(guess, 6)
     return calibration
 
 
@@ -162,7 +164,8 @@ def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: floa
             folds[number] |= {(data, title) for title in fold}
     confidence, threshold, guess = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows))
     for held in folds:
-        calibration = fit([r for r in rows if (r["data"], r["title"]) not in held], features, rank_penalty, precision, absent_floor)
+        calibration = fit([r for r in rows if (r["data"], r["title"]) not in held], features, rank_penalty, precision,
+                          absent_floor)
         inside = [k for k, r in enumerate(rows) if (r["data"], r["title"]) in held]
         confidence[inside] = confidences(calibration, [rows[k] for k in inside])
         threshold[inside], guess[inside] = calibration.threshold, calibration.guess_threshold

@@ -205,7 +205,8 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1] in _EDGE_PUNCTUATION:
         end -= 1
     for opening, closing in _BRACKETS:  # "Processing Units (GPUs" is closed: "(GPUs)"
-        if end < len(text) and text[end] == closing and text.count(opening, start, end) > text.count(closing, start, end):
+        unclosed = text.count(opening, start, end) > text.count(closing, start, end)
+        if unclosed and end < len(text) and text[end] == closing:
             end += 1
     return start, end
 
