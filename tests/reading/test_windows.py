@@ -64,6 +64,20 @@ def test_best_span_is_inside_the_passage_ordered_short_and_measured_against_no_a
     assert [m for m, _, _ in found] == sorted((m for m, _, _ in found), reverse=True)
 
 
+@pytest.mark.parametrize("passage_pieces", [3, 45])
+def test_best_spans_of_a_window_are_every_allowed_span_best_first_and_no_more(passage_pieces):
+    n = 5 + passage_pieces + 1
+    window = Window(0, list(range(n)), [0] * 5 + [1] * (n - 5), [(0, 0)] * 5 + [(i, i + 1) for i in range(n - 6)] + [(0, 0)], 5)
+    rng = np.random.default_rng(passage_pieces)
+    start, end = rng.normal(size=n), rng.normal(size=n)
+    allowed = sorted(((start[i] + end[j] - start[0] - end[0], i, j) for i in range(5, n - 1)
+                      for j in range(i, min(i + MAX_ANSWER_TOKENS, n - 1))), reverse=True)
+    found = window_best(window, start, end, per_window=2000)
+    assert len(found) == len(allowed)  # 6 spans of 3 pieces, not 2,000
+    assert [(i, j) for _, i, j in found] == [(i, j) for _, i, j in allowed]
+    assert [m for m, _, _ in found] == pytest.approx([m for m, _, _ in allowed])
+
+
 def test_best_spans_ranks_windows_of_different_passages_together():
     def window(number):
         return Window(number, [0] * 8, [0] * 2 + [1] * 6, [(0, 0)] * 2 + [(i, i + 1) for i in range(5)] + [(0, 0)], 2)
