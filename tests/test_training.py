@@ -14,7 +14,14 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(ROOT))
 
 from training import make_delta, train_reader  # noqa: E402
-from training.squad_data import Example, load_examples, training_windows, without_evidence  # noqa: E402
+from training.squad_data import (  # noqa: E402
+    Example,
+    load_examples,
+    names_in,
+    training_windows,
+    with_swapped_name,
+    without_evidence,
+)
 from training.torch_reader import load_windower  # noqa: E402
 
 
@@ -83,6 +90,39 @@ def test_a_paragraph_without_its_evidence_keeps_the_topic_but_not_the_answer():
     twice = Example("q", "T", repeated, "Who owned the mill?", [(repeated.index("Ada Lane"), "Ada Lane")])
     assert without_evidence(twice) is None
     assert without_evidence(Example("q", "T", context, "Who built it?", [])) is None
+
+
+def test_names_are_capitalized_runs_and_numbers_not_words_that_open_a_sentence():
+    text = "Later, Ada Lane of Leeds sold 1,200 tons. In 1897 the Mill Company closed. Its owner's Ada Lane's."
+    assert names_in(text) == ["Ada Lane", "Leeds", "1,200", "1897", "Mill Company", "Ada Lane"]
+
+
+def test_a_swapped_name_keeps_the_question_but_asks_of_something_the_paragraph_never_mentions():
+    import random
+
+    context = "The mill in Leeds opened in 1897. Its owner was Ada Lane."
+    asked = Example("q", "T", context, "Who owned the mill in Leeds?", [(context.index("Ada Lane"), "Ada Lane")])
+    pool = ["Leeds", "York", "Ada Lane", "Bradford", "1901", "Tom Hill"]  # names of the article's other paragraphs
+    swapped = {with_swapped_name(asked, pool, random.Random(seed)) for seed in range(20)}
+    assert swapped == {"Who owned the mill in York?", "Who owned the mill in Bradford?"}  # one word, not in the paragraph
+    when = Example("q", "T", context, "Who owned the mill in 1897?", [(context.index("Ada Lane"), "Ada Lane")])
+    assert with_swapped_name(when, pool, random.Random(0)) == "Who owned the mill in 1901?"
+    nothing_named = Example("q", "T", context, "Who owned the mill?", [(context.index("Ada Lane"), "Ada Lane")])
+    assert with_swapped_name(nothing_named, pool, random.Random(0)) is None
+    assert with_swapped_name(Example("q", "T", context, "Who painted Leeds?", []), pool, random.Random(0)) is None
+
+
+def test_swapped_questions_are_trained_on_their_own_paragraph_as_no_answer(tmp_path, tiny_base):
+    import random
+
+    examples = load_examples(squad_file(tmp_path / "t.json", "Alpha"))
+    windower = load_windower(tiny_base)
+    plain = training_windows(examples, windower, distractors=0.0, removals=0.0, rng=random.Random(0))
+    rows = training_windows(examples, windower, distractors=0.0, removals=0.0, rng=random.Random(0), swaps=1.0)
+    answerable = sum(1 for e in examples if e.answers)
+    assert len(rows) == len(plain) + answerable  # "bridge 0" asked of a paragraph about bridges 1 and 2, ...
+    extra = [r for r in rows if not any(r[0].tolist() == p[0].tolist() for p in plain)]
+    assert len(extra) == answerable and all(r[2:] == (0, 0) for r in extra)
 
 
 def test_one_command_trains_and_writes_a_reproducible_record(tmp_path, tiny_base):

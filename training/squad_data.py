@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +64,61 @@ def without_evidence(example: Example) -> str | None:
     return rest
 
 
+_NAME = re.compile(r"\b[A-Z][\w'-]*(?: [A-Z][\w'-]*)*|\b\d[\d,.]*\d\b|\b\d\b")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“(]\s*)$")
+
+
+def names_in(text: str) -> list[str]:
+    """Capitalized word runs and numbers, a possessive 's dropped: what a question names, and what
+    may stand in for it. A single word that opens a sentence is only capitalized there ("Later")."""
+    found = []
+    for match in _NAME.finditer(text):
+        name = match.group().removesuffix("'s")
+        before = text[max(match.start() - 3, 0) : match.start()]
+        if " " in name or name[0].isdigit() or not _SENTENCE_START.search(before):
+            found.append(name)
+    return found
+
+
+def with_swapped_name(example: Example, pool: list[str], rng: random.Random) -> str | None:
+    """The question with one name or number it shares with its paragraph replaced by another of the
+    same shape from elsewhere in the article that the paragraph never mentions: the paragraph is
+    still on topic and close in wording but no longer answers it (one of SQuAD 2.0's commonest kinds
+    of unanswerable question, of which squad2-train-10 has only 348 in all). None when nothing fits."""
+    if not example.answers:
+        return None
+    paragraph = f" {normalize(example.context)} "
+    anchored = [n for n in names_in(example.question) if f" {normalize(n)} " in paragraph]
+    if not anchored:
+        return None
+    name = rng.choice(anchored)
+
+    def shape(text: str) -> tuple[bool, int]:  # a year for a year, a two-word name for a two-word name
+        return text[0].isdigit(), len(text) if text[0].isdigit() else len(text.split())
+
+    stand_ins = sorted({n for n in pool if shape(n) == shape(name) and normalize(n)
+                        and f" {normalize(n)} " not in paragraph and n not in example.question})
+    if not stand_ins:
+        return None
+    return re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", rng.choice(stand_ins), example.question)
+
+
 def training_windows(examples: list[Example], windower: Windower, distractors: float, removals: float,
-                     rng: random.Random, negatives: int | None = None):
+                     rng: random.Random, negatives: int | None = None, swaps: float = 0.0):
     """(ids, type_ids, start, end) per window, ids as compact arrays. Every window of a question's
     own paragraph is labelled with the answer's pieces, or (0, 0) ([CLS], "no answer") where it does
     not hold it; a share `distractors` of questions is also asked of a window of another paragraph
     of the same article and a share `removals` of their own paragraph without its evidence, both
-    labelled (0, 0). `negatives` caps the windows of a question's own paragraph that do not hold
-    its answer (COVID-QA's paragraphs are whole papers, ~20 windows each)."""
+    labelled (0, 0), and a share `swaps` is asked again of its own paragraph with a name swapped
+    (`with_swapped_name`), labelled (0, 0) in every window. `negatives` caps the windows of a
+    question's own paragraph that do not hold its answer (COVID-QA's paragraphs are whole papers,
+    ~20 windows each)."""
     by_title: dict[str, list[str]] = {}
     for example in examples:
         contexts = by_title.setdefault(example.title, [])
         if example.context not in contexts:
             contexts.append(example.context)
+    names = {title: [n for context in contexts for n in names_in(context)] for title, contexts in by_title.items()}
     pieces_cache: dict[str, tuple] = {}
 
     def pieces(text: str):
@@ -108,6 +151,9 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
         rest = without_evidence(example) if removals and rng.random() < removals else None
         if rest:
             out += [row(w) for w in windower.windows(example.question, [rest])]
+        swapped = with_swapped_name(example, names[example.title], rng) if swaps and rng.random() < swaps else None
+        if swapped:
+            out += [row(w) for w in windower.windows(swapped, [example.context], [pieces(example.context)])]
     return out
 
 

@@ -180,7 +180,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     rng = random.Random(config["seed"])
     if config["limit"]:
         examples = rng.sample(examples, min(config["limit"], len(examples)))
-    windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"])
+    windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"],
+                               config.get("swaps", 0.0))
     if not windows:
         raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
     if config.get("rejoin") and len(windows) != config["rejoin"]["train_windows"]:
@@ -199,7 +200,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
         "train_questions": len(examples), "train_windows": len(windows),
         "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
                             "distractors": config["distractors"], "removals": config["removals"],
-                            "negatives": config["negatives"], "max_tokens": windower.max_tokens,
+                            "swaps": config.get("swaps", 0.0), "negatives": config["negatives"], "max_tokens": windower.max_tokens,
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
                             "weight_decay": 0.01, "frozen": "word embeddings",
                             "precision": "bf16 autocast" if config["bf16"] else "fp32"},
@@ -249,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--distractors", type=float, default=0.3, help="share of questions also paired with another paragraph")
     parser.add_argument("--removals", type=float, default=0.0,
-                        help="share of answerable questions also asked of their paragraph without the sentences "
-                             "that answer them, labelled no answer (training/squad_data.without_evidence)")
+                        help="share of answerable questions also asked without their evidence (no answer; squad_data.without_evidence)")
+    parser.add_argument("--swaps", type=float, default=0.0,
+                        help="share of answerable questions also asked with a name swapped (no answer; squad_data.with_swapped_name)")
     parser.add_argument("--negatives", type=int, default=None,
                         help="at most N windows of a question's own paragraph without its answer (long papers)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
