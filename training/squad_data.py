@@ -118,7 +118,7 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
         contexts = by_title.setdefault(example.title, [])
         if example.context not in contexts:
             contexts.append(example.context)
-    names = {title: [n for context in contexts for n in names_in(context)]
+    names = {title: sorted({n for context in contexts for n in names_in(context)})  # once each, not per mention
              for title, contexts in by_title.items()} if swaps else {}
     pieces_cache: dict[str, tuple] = {}
 
