@@ -18,6 +18,7 @@ from training.squad_data import (  # noqa: E402
     Example,
     load_examples,
     names_in,
+    nearest_other,
     training_windows,
     with_swapped_name,
     without_evidence,
@@ -80,6 +81,27 @@ def test_training_windows_label_answers_and_pair_questions_with_other_paragraphs
         else:
             assert (start, end) == (0, 0)
         assert other[2:] == (0, 0)
+
+
+def test_the_nearest_distractor_is_the_best_match_that_does_not_hold_the_answer(tiny_base):
+    import random
+
+    from qa.search.bm25 import OkapiBM25, tokenize
+
+    own = "Microsoft's chief executive is Satya Nadella, who runs the company from Redmond."
+    asked = Example("q", "T", own, "Who is the chief executive of Microsoft?", [(own.index("Satya Nadella"), "Satya Nadella")])
+    others = ["Rain fell on the harbour all week.",
+              "OpenAI's chief executive, Sam Altman, praised Microsoft.",  # a near miss: no answer in it
+              "Microsoft's chief executive Satya Nadella spoke first."]  # matches best, but answers: never a negative
+    assert nearest_other(asked, others, OkapiBM25([tokenize(c) for c in others])) == others[1]
+    assert nearest_other(asked, others[2:], OkapiBM25([tokenize(c) for c in others[2:]])) is None
+
+    windower = load_windower(tiny_base)
+    rows = training_windows([Example("q", "T", own, asked.question, asked.answers)]
+                            + [Example(f"o{k}", "T", c, "Why?", []) for k, c in enumerate(others)],
+                            windower, distractors=1.0, removals=0.0, rng=random.Random(0), nearest=True)
+    decoded = [windower.tokenizer.decode(ids.tolist()) for ids, _, start, end in rows[1:2]]
+    assert "sam altman" in decoded[0] and rows[1][2:] == (0, 0)
 
 
 def test_a_paragraph_without_its_evidence_keeps_the_topic_but_not_the_answer():

@@ -22,7 +22,7 @@ be one the reader trained on. From each question's best span:
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
 calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
-hash and the sample, so a later call with other --features or --guess-precision asks nothing again.
+hash, its precision and the sample, so a later call with other --features or --guess-precision asks nothing again.
 """
 
 from __future__ import annotations
@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         titles = {q.source.split("#")[0] for q in load_squad(Path(path))[1]}
         if titles & trained:
             sys.exit(f"{path} shares titles with the reader's training data: calibrate on held-out articles")
-        # each file's rows are kept as soon as they are asked, for this delta and sample only
-        cached = args.run / f"calibration-rows-{Path(path).stem}-{delta[:12]}-{sample}-{absent}-seed{args.seed}.jsonl"
+        # each file's rows are kept as soon as they are asked, for this delta, precision and sample only
+        cached = args.run / (f"calibration-rows-{Path(path).stem}-{delta[:12]}{'-int8' if args.int8 else ''}"
+                             f"-{sample}-{absent}-seed{args.seed}.jsonl")
         if not cached.exists():
             asked = file_rows(Path(path), export_folder(DELTA_FILE, int8=args.int8), args.rank_penalty, sample, absent,
                               args.seed)

@@ -159,7 +159,8 @@ def new_config(args) -> dict:
         "data": {p: file_sha256(Path(p)) for p in paths},
         "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
-        "swaps": args.swaps, "negatives": args.negatives, "limit": args.limit, "holdout_limit": args.holdout_limit,
+        "swaps": args.swaps, "nearest_distractors": args.nearest_distractors, "negatives": args.negatives,
+        "limit": args.limit, "holdout_limit": args.holdout_limit,
         "device": args.device, "bf16": args.precision == "bf16" if args.precision else has_bf16_units(args.device),
         # before anything may replace the delta (shipping this very run does)
         "init": init_provenance(args.init) if args.init else None,

@@ -14,6 +14,7 @@ from qa.corpus.chunk import split_sentences
 from qa.reading.answer import normalize
 from qa.reading.squad import squad_paragraphs
 from qa.reading.windows import Windower
+from qa.search.bm25 import OkapiBM25, tokenize
 
 
 @dataclass
@@ -103,12 +104,25 @@ def with_swapped_name(example: Example, pool: list[str], rng: random.Random) -> 
     return re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", rng.choice(stand_ins), example.question)
 
 
+def nearest_other(example: Example, others: list[str], bm25: OkapiBM25) -> str | None:
+    """The paragraph of `others` (bm25's documents) that best matches the question and holds none of
+    its answers: the near miss a retriever puts beside the right passage ("OpenAI's CEO, Sam Altman"
+    for "Who is the CEO of Microsoft?"), which a random paragraph of the article rarely is."""
+    scores = bm25.get_scores(tokenize(example.question))
+    answers = [normalize(text) for _, text in example.answers]
+    for k in np.argsort(-scores, kind="stable"):
+        if not any(a in normalize(others[k]) for a in answers):
+            return others[k]
+    return None
+
+
 def training_windows(examples: list[Example], windower: Windower, distractors: float, removals: float,
-                     rng: random.Random, negatives: int | None = None, swaps: float = 0.0):
+                     rng: random.Random, negatives: int | None = None, swaps: float = 0.0, nearest: bool = False):
     """(ids, type_ids, start, end) per window, ids as compact arrays. Every window of a question's
     own paragraph is labelled with the answer's pieces, or (0, 0) ([CLS], "no answer") where it does
     not hold it; a share `distractors` of questions is also asked of a window of another paragraph
-    of the same article and a share `removals` of their own paragraph without its evidence, both
+    of the same article (with `nearest`, the one that best matches it: `nearest_other`) and a share
+    `removals` of their own paragraph without its evidence, both
     labelled (0, 0), and a share `swaps` is asked again of its own paragraph with a name swapped
     (`with_swapped_name`), labelled (0, 0) in every window. `negatives` caps the windows of a
     question's own paragraph that do not hold its answer (COVID-QA's paragraphs are whole papers,
@@ -121,6 +135,14 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
     names = {title: sorted({n for context in contexts for n in names_in(context)})  # once each, not per mention
              for title, contexts in by_title.items()} if swaps else {}
     pieces_cache: dict[str, tuple] = {}
+    bm25_cache: dict[str, tuple[list[str], OkapiBM25]] = {}
+
+    def distractor(example: Example, others: list[str]) -> str | None:
+        if not nearest:
+            return rng.choice(others)
+        if example.context not in bm25_cache:  # the article's other paragraphs, each indexed once
+            bm25_cache[example.context] = others, OkapiBM25([tokenize(c) for c in others])
+        return nearest_other(example, *bm25_cache[example.context])
 
     def pieces(text: str):
         if text not in pieces_cache:
@@ -145,8 +167,8 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
             own = [r for k, r in enumerate(own) if k not in dropped]
         out += own
         others = [c for c in by_title[example.title] if c != example.context]
-        if others and rng.random() < distractors:
-            other = rng.choice(others)
+        other = distractor(example, others) if others and rng.random() < distractors else None
+        if other:
             out.append(row(rng.choice(windower.windows(example.question, [other], [pieces(other)]))))
         # no draw when removals is 0, so runs made before the option shuffle as they did
         rest = without_evidence(example) if removals and rng.random() < removals else None

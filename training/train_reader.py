@@ -181,7 +181,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     if config["limit"]:
         examples = rng.sample(examples, min(config["limit"], len(examples)))
     windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"],
-                               config.get("swaps", 0.0))
+                               config.get("swaps", 0.0), config.get("nearest_distractors", False))
     if not windows:
         raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
     if config.get("rejoin") and len(windows) != config["rejoin"]["train_windows"]:
@@ -200,10 +200,10 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
         "train_questions": len(examples), "train_windows": len(windows),
         "hyperparameters": {"epochs": config["epochs"], "lr": config["lr"], "batch_size": config["batch_size"],
                             "distractors": config["distractors"], "removals": config["removals"],
-                            "swaps": config.get("swaps", 0.0), "negatives": config["negatives"], "max_tokens": windower.max_tokens,
-                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear",
-                            "weight_decay": 0.01, "frozen": "word embeddings",
-                            "precision": "bf16 autocast" if config["bf16"] else "fp32"},
+                            "swaps": config.get("swaps", 0.0), "negatives": config["negatives"],
+                            "nearest_distractors": config.get("nearest_distractors", False), "max_tokens": windower.max_tokens,
+                            "stride": windower.stride, "warmup": 0.1, "schedule": "linear", "weight_decay": 0.01,
+                            "frozen": "word embeddings", "precision": "bf16 autocast" if config["bf16"] else "fp32"},
         "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"),
         "device": config["device"], "threads": threads,
     }
@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--distractors", type=float, default=0.3, help="share of questions also paired with another paragraph")
+    parser.add_argument("--nearest-distractors", action="store_true", help="the best-matching one (squad_data.nearest_other)")
     parser.add_argument("--removals", type=float, default=0.0,
                         help="share of answerable questions also asked without their evidence (no answer; squad_data.without_evidence)")
     parser.add_argument("--swaps", type=float, default=0.0,
@@ -270,9 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
-    parser.add_argument("--record-checkpoint", action="store_true",
-                        help="with --resume: write checkpoint.json, the run record of the last checkpoint's weights "
-                             "(what calibrate_reader.py puts in the card when they ship mid-run), and stop")
+    parser.add_argument("--record-checkpoint", action="store_true", help="with --resume: write checkpoint.json "
+                        "(the record of the last checkpoint's weights, for the card when they ship mid-run), and stop")
     args = parser.parse_args(argv)
     if args.rejoin and (args.resume or not args.init):
         parser.error("--rejoin starts a new run from an --init delta (not with --resume)")
