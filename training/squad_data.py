@@ -122,11 +122,10 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
     own paragraph is labelled with the answer's pieces, or (0, 0) ([CLS], "no answer") where it does
     not hold it; a share `distractors` of questions is also asked of a window of another paragraph
     of the same article (with `nearest`, the one that best matches it: `nearest_other`) and a share
-    `removals` of their own paragraph without its evidence, both
-    labelled (0, 0), and a share `swaps` is asked again of its own paragraph with a name swapped
-    (`with_swapped_name`), labelled (0, 0) in every window. `negatives` caps the windows of a
-    question's own paragraph that do not hold its answer (COVID-QA's paragraphs are whole papers,
-    ~20 windows each)."""
+    `removals` of their own paragraph without its evidence, both labelled (0, 0), and a share `swaps`
+    is asked again of its own paragraph with a name swapped (`with_swapped_name`), labelled (0, 0)
+    in every window. `negatives` caps the windows of a question's own paragraph that do not hold its
+    answer (COVID-QA's paragraphs are whole papers, ~20 windows each)."""
     by_title: dict[str, list[str]] = {}
     for example in examples:
         contexts = by_title.setdefault(example.title, [])
@@ -140,7 +139,7 @@ def training_windows(examples: list[Example], windower: Windower, distractors: f
     def distractor(example: Example, others: list[str]) -> str | None:
         if not nearest:
             return rng.choice(others)
-        if example.context not in bm25_cache:  # the article's other paragraphs, each indexed once
+        if example.context not in bm25_cache:  # the rest of the article, indexed once per paragraph asked of
             bm25_cache[example.context] = others, OkapiBM25([tokenize(c) for c in others])
         return nearest_other(example, *bm25_cache[example.context])
 
