@@ -97,11 +97,10 @@ def test_the_nearest_distractor_is_the_best_match_that_does_not_hold_the_answer(
     assert nearest_other(asked, others[2:], OkapiBM25([tokenize(c) for c in others[2:]])) is None
 
     windower = load_windower(tiny_base)
-    rows = training_windows([Example("q", "T", own, asked.question, asked.answers)]
-                            + [Example(f"o{k}", "T", c, "Why?", []) for k, c in enumerate(others)],
+    rows = training_windows([asked] + [Example(f"o{k}", "T", c, "Why?", []) for k, c in enumerate(others)],
                             windower, distractors=1.0, removals=0.0, rng=random.Random(0), nearest=True)
-    decoded = [windower.tokenizer.decode(ids.tolist()) for ids, _, start, end in rows[1:2]]
-    assert "sam altman" in decoded[0] and rows[1][2:] == (0, 0)
+    distractor = rows[1]  # the asked question's own window, then its distractor's
+    assert "sam altman" in windower.tokenizer.decode(distractor[0].tolist()) and distractor[2:] == (0, 0)
 
 
 def test_a_paragraph_without_its_evidence_keeps_the_topic_but_not_the_answer():
