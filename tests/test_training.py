@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(ROOT))
 
-from training import make_delta, train_reader  # noqa: E402
+from training import make_delta, title_fold, train_reader  # noqa: E402
 from training.squad_data import (  # noqa: E402
     Example,
     load_examples,
@@ -161,6 +161,28 @@ def test_one_command_trains_and_writes_a_reproducible_record(tmp_path, tiny_base
     assert 0.0 <= figures["has_ans_em_best_span"] <= figures["has_ans_f1_best_span"] <= 1.0
     assert run["hyperparameters"]["epochs"] == 1 and run["train_seconds"] >= 0
     assert (out / "model.safetensors").is_file()
+
+
+def test_files_trained_whole_join_the_limited_sample_and_their_titles_are_recorded(tmp_path, tiny_base):
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    lent = squad_file(tmp_path / "lent.json", "Gamma")
+    out = tmp_path / "run"
+    assert train_reader.main(["--train", str(train), "--train-all", str(lent), "--limit", "1", "--out", str(out),
+                              "--base", str(tiny_base), "--epochs", "1", "--batch-size", "4", "--threads", "1"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["train_questions"] == 1 + len(load_examples(lent)) and "Gamma" in run["trained_titles"]
+    assert str(lent) in run["data"] and run["trained_whole"] == [str(lent)]
+
+
+def test_a_file_splits_into_its_two_title_folds_unchanged(tmp_path):
+    titles = ["Delta", "Alpha", "Gamma", "Beta", "Epsilon"]
+    articles = [json.loads(squad_file(tmp_path / f"{t}.json", t).read_text())["data"][0] for t in titles]
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
+    folds = [json.loads(p.read_text()) for p in title_fold.split(whole, tmp_path / "folds")]
+    assert [[a["title"] for a in f["data"]] for f in folds] == [["Delta", "Alpha", "Gamma"], ["Beta", "Epsilon"]]
+    assert all(f["version"] == "v2.0" for f in folds)
+    assert sorted((a for f in folds for a in f["data"]), key=lambda a: a["title"]) == sorted(articles, key=lambda a: a["title"])
 
 
 def test_the_shipped_delta_rebuilds_the_tuned_weights(tmp_path, tiny_base):

@@ -153,9 +153,10 @@ class ProgressLog:
 
 def new_config(args) -> dict:
     """Everything that decides what a run trains, fixed when it starts and read again by --resume."""
-    paths = [str(p) for p in args.train + args.holdout]
+    paths = [str(p) for p in args.train + args.train_all + args.holdout]
     config = {
         "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
+        "train_all": [str(p) for p in args.train_all],
         "data": {p: file_sha256(Path(p)) for p in paths},
         "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,

@@ -5,15 +5,14 @@
         --holdout ../shared/data/squad/squad2-dev-a.json --epochs 1
     python training/train_reader.py --resume training/runs/all     # after a stop, anywhere
 
-Every window of the question's own paragraph is a training example (the answer's pieces, or [CLS]
-when the window or the paragraph does not hold it), and each question is also paired with another
-paragraph of the same article, labelled "no answer": at question time the reader reads several
-retrieved passages and must say nothing in those that do not answer. Titles of --holdout files are
-removed from the training data, so the figures written beside the model are held out by article.
-The run is resumable (training/checkpoint.py): a checkpoint every --checkpoint-minutes, at the end
-of each epoch and on SIGTERM; --resume continues it exactly, from the same data order and random
-state. Writes `model.safetensors` (the fine-tuned weights, for training/make_delta.py) and, at the
-end, `run.json` (seed, data hashes, hyperparameters, wall time, held-out figures).
+Every window of the question's own paragraph is a training example (the answer's pieces, or [CLS] when the
+window or the paragraph does not hold it), and each question is also paired with another paragraph of the same
+article, labelled "no answer": at question time the reader reads several retrieved passages and must say
+nothing in those that do not answer. Titles of --holdout files are removed from the training data, so the
+figures written beside the model are held out by article (training/title_fold.py lends one fold of a file).
+The run is resumable (training/checkpoint.py): a checkpoint every --checkpoint-minutes, at the end of each
+epoch and on SIGTERM; --resume continues it exactly, from the same data order and random state. Writes
+`model.safetensors` (the fine-tuned weights, for training/make_delta.py) and, at the end, `run.json`.
 """
 
 from __future__ import annotations
@@ -93,7 +92,6 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
     resumed run skips the batches already trained and sees the same ones after them."""
     device, bf16, batch_size = config["device"], config["bf16"], config["batch_size"]
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
@@ -144,7 +142,7 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
                     output = model(**inputs, start_positions=torch.tensor([r[2] for r in rows], device=device),
                                    end_positions=torch.tensor([r[3] for r in rows], device=device))
                 output.loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                torch.nn.utils.clip_grad_norm_(decay + no_decay, 1.0)
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -180,6 +178,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     rng = random.Random(config["seed"])
     if config["limit"]:
         examples = rng.sample(examples, min(config["limit"], len(examples)))
+    examples += [e for path in config.get("train_all", []) for e in load_examples(Path(path)) if e.title not in held_titles]
     windows = training_windows(examples, windower, config["distractors"], config["removals"], rng, config["negatives"],
                                config.get("swaps", 0.0), config.get("nearest_distractors", False))
     if not windows:
@@ -204,8 +203,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
                             "nearest_distractors": config.get("nearest_distractors", False), "max_tokens": windower.max_tokens,
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear", "weight_decay": 0.01,
                             "frozen": "word embeddings", "precision": "bf16 autocast" if config["bf16"] else "fp32"},
-        "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"),
-        "device": config["device"], "threads": threads,
+        "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"), "device": config["device"],
+        "threads": threads, "trained_whole": config.get("train_all", []),
     }
     if record_checkpoint:
         position = read_position(out)
@@ -241,6 +240,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", nargs="+", type=Path, help="SQuAD-format files to train on")
+    parser.add_argument("--train-all", nargs="*", type=Path, default=[], help="files trained on whole, beside --limit")
     parser.add_argument("--holdout", nargs="*", type=Path, default=[], help="SQuAD files held out by title and scored")
     parser.add_argument("--out", type=Path, help="a new run folder")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rejoin and (args.resume or not args.init):
         parser.error("--rejoin starts a new run from an --init delta (not with --resume)")
+    if args.record_checkpoint and not args.resume:
+        parser.error("--record-checkpoint describes an existing run: give --resume RUN")
     try:
         if args.resume:
             out, config = args.resume, load_config(args.resume)
@@ -288,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise RunError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
             out.mkdir(parents=True, exist_ok=True)
             config = new_config(args)
-        if args.record_checkpoint and not args.resume:
-            parser.error("--record-checkpoint describes an existing run: give --resume RUN")
         return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step, args.record_checkpoint)
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
