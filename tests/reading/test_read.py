@@ -69,6 +69,17 @@ def test_onnx_logits_match_the_merged_torch_model():
         assert np.abs(onnx_end[row, : len(w)] - out.end_logits.numpy()[row, : len(w)]).max() < 1e-3
 
 
+def test_windows_read_at_once_give_the_spans_of_windows_read_one_by_one():
+    card = load_card()
+    one_by_one, at_once = (OnnxReader(export_folder(int8=False), calibration(card), workers=n) for n in (1, 3))
+    passages = ["Nordvik Construction will build the ferry terminal by 2027.", "word " * 600,
+                "The terminal was designed by Arkitema, and Nordvik Construction won the contract in March."]
+    assert len(one_by_one.windower.windows("Who will build the terminal?", passages)) > 3  # rows of unequal lengths
+    spans = [reader.spans("Who will build the terminal?", passages, per_window=3) for reader in (one_by_one, at_once)]
+    assert [(s.passage, s.start, s.end) for s in spans[0]] == [(s.passage, s.start, s.end) for s in spans[1]]
+    assert np.allclose([s.margin for s in spans[0]], [s.margin for s in spans[1]], atol=1e-3)
+
+
 def test_reading_needs_no_torch_once_exported():
     export_folder()
     code = ("import sys; from qa.reading.read import load_shipped_reader; "
