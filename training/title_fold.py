@@ -24,15 +24,16 @@ sys.path.insert(0, str(ROOT))
 from training.calibration_rows import title_folds  # noqa: E402
 
 
-def split(path: Path, out: Path) -> list[Path]:
+def split(path: Path, out: Path) -> dict[Path, list[str]]:
+    """Each fold file written, with its titles in the file's order."""
     squad = json.loads(path.read_text(encoding="utf-8"))
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = {}
     for number, fold in enumerate(title_folds(article["title"] for article in squad["data"])):
         target = out / f"{path.stem}-fold{number}.json"
         kept = {**squad, "data": [article for article in squad["data"] if article["title"] in fold]}
         target.write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
-        written.append(target)
+        written[target] = [article["title"] for article in kept["data"]]
     return written
 
 
@@ -43,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.squad.is_file():
         parser.error(f"{args.squad} is not a file")
-    for target in split(args.squad, args.out):
-        titles = [a["title"] for a in json.loads(target.read_text(encoding="utf-8"))["data"]]
+    for target, titles in split(args.squad, args.out).items():
         print(f"{target}: {', '.join(titles)}")
     return 0
 
