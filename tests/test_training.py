@@ -287,3 +287,75 @@ def test_a_run_whose_folder_is_gone_rejoins_from_its_shipped_delta_at_the_step_i
     assert "rejoined the shipped run at step 3/10" in log and "step 10/10" in (rest / "progress.txt").read_text()
     assert log.count("epoch 1 done") == 1 and "epoch 2 done" in log  # only the 7 batches the lost run had not reached
     assert json.loads((rest / "run.json").read_text())["rejoined_at"] == 3
+
+
+def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
+    """ship_reader over a fake shipped delta and card; `given` and `objectives` map a delta's bytes to
+    its best-span F1 and cross-fitted objective, as the real scoring would measure them."""
+    from training import ship_reader
+
+    delta, card, run = tmp_path / "reader.safetensors", tmp_path / "reader.json", tmp_path / "run"
+    run.mkdir()
+    delta.write_bytes(b"shipped")
+    card.write_text(json.dumps({"delta_sha256": file_sha256(delta), "calibration": {}, "held_out_end_to_end": {}}))
+    (run / "model.safetensors").write_bytes(b"candidate")
+    (run / "run.json").write_text(json.dumps({"trained_titles": ["Elsewhere"]}))
+    monkeypatch.setattr(ship_reader, "DELTA_FILE", delta)
+    monkeypatch.setattr(ship_reader, "CARD_FILE", card)
+    monkeypatch.setattr(ship_reader, "load_card", lambda: json.loads(card.read_text()))
+    monkeypatch.setattr(ship_reader, "squad_paragraphs", lambda path: ([], None))
+    monkeypatch.setattr(ship_reader.make_delta, "main", lambda argv: delta.write_bytes(b"candidate"))
+    monkeypatch.setattr(ship_reader, "given_paragraph",
+                        lambda path, sample=None: {"best_span_has_ans_f1": given[delta.read_bytes()]})
+    written = []
+    monkeypatch.setattr(ship_reader, "write_results", lambda path, report: written.append(path.name))
+
+    def calibrate(run_folder, settings, out):
+        f1 = objectives[delta.read_bytes()]
+        out.write_text(json.dumps({"held_out_end_to_end": {"cross_fitted": {
+            "kind": {"has_ans_f1": f1, "absent_no_ans": f1, "absent": 10}}}}))
+        return json.loads(out.read_text())
+
+    monkeypatch.setattr(ship_reader, "calibrate", calibrate)
+    return ship_reader, run, delta, card, written
+
+
+@pytest.mark.parametrize("given, objectives, shipped", [
+    ({b"shipped": 0.80, b"candidate": 0.79}, {b"shipped": 0.7, b"candidate": 0.9}, False),
+    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.6}, False),
+    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, True),
+])
+def test_a_run_replaces_the_shipped_reader_only_when_both_held_out_figures_rise(tmp_path, monkeypatch, given,
+                                                                               objectives, shipped):
+    ship_reader, run, delta, card, written = _shipped_files(tmp_path, monkeypatch, given, objectives)
+    before = card.read_bytes()
+    code = ship_reader.ship(run, ["somewhere/new_wiki.json:10"])
+    assert code == (0 if shipped else 1)
+    assert delta.read_bytes() == (b"candidate" if shipped else b"shipped")
+    assert (card.read_bytes() != before) == shipped
+    assert written == (["reader-new_wiki.json"] if shipped else [])
+
+
+def test_a_failure_while_shipping_puts_the_shipped_reader_back(tmp_path, monkeypatch):
+    ship_reader, run, delta, card, _ = _shipped_files(tmp_path, monkeypatch, {b"shipped": 0.8}, {b"shipped": 0.7})
+    before = card.read_bytes()
+    with pytest.raises(KeyError):  # the candidate's figures cannot be had
+        ship_reader.ship(run, [])
+    assert delta.read_bytes() == b"shipped" and card.read_bytes() == before
+    delta.write_bytes(b"candidate")  # as a call killed outright would leave it: refused before anything is copied
+    with pytest.raises(ship_reader.ShipError, match="not reader.safetensors's card"):
+        ship_reader.ship(run, [])
+
+
+def test_a_checkpoint_record_of_other_weights_is_refused(tmp_path):
+    from dataclasses import asdict
+
+    from training import ship_reader
+    from training.checkpoint import CHECKPOINT_RECORD, Position
+
+    torch.save({"position": asdict(Position(step=40))}, tmp_path / "checkpoint.pt")
+    (tmp_path / CHECKPOINT_RECORD).write_text(json.dumps({"stopped_at": {"step": 30}}))
+    with pytest.raises(ship_reader.ShipError, match="record them again"):
+        ship_reader.run_record(tmp_path)
+    (tmp_path / CHECKPOINT_RECORD).write_text(json.dumps({"stopped_at": {"step": 40}}))
+    assert ship_reader.run_record(tmp_path)["stopped_at"]["step"] == 40

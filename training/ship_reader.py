@@ -1,0 +1,156 @@
+"""Replace the built-in reader with a training run's weights only if held-out figures rise.
+
+    python training/ship_reader.py --run training/runs/all
+
+training/README.md's shipping procedure as one command, so that it is the same every time and a
+reader that does worse never stays in place:
+1. gate: the shipped reader and the run's weights (as a delta, make_delta.py) read every question
+   of the held-out Wikipedia file given its paragraph (fp32 ONNX, in this process); the run's go on
+   only if their best-span HasAns F1 is at least the shipped reader's;
+2. both are calibrated end to end with the shipped card's settings (its files, samples, seed,
+   features, rank penalty and guess rules; calibrate_reader.py, whose rows are kept in the run
+   folder per delta, so the shipped reader's are asked once per run); the run's go on only if their
+   cross-fitted objective (per file, the mean of answerable F1 at the threshold and absent
+   accuracy; averaged over files) is at least the shipped reader's;
+3. then the new delta and card stay, and the given-the-paragraph figures of --results files are
+   written to eval/results/; otherwise the shipped delta and card are put back as they were.
+The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
+`train_reader.py --resume RUN --record-checkpoint`). eval/gold.jsonl is never read here: measure
+it afterwards with `python -m eval.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eval.reader import held_out_questions, score_given_paragraph  # noqa: E402
+from eval.results import write_results  # noqa: E402
+from qa.reading.read import CARD_FILE, DELTA_FILE, load_card  # noqa: E402
+from qa.reading.squad import squad_paragraphs, trained_titles  # noqa: E402
+from qa.search.embed import file_sha256  # noqa: E402
+from training import calibrate_reader, make_delta  # noqa: E402
+from training.checkpoint import CHECKPOINT_RECORD, read_position  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+GATE = DATA / "squad" / "squad2-dev-a.json"
+RESULTS = (f"{GATE}", f"{DATA / 'squadshifts' / 'new_wiki.json'}:1000", f"{DATA / 'squadshifts' / 'amazon.json'}:1000")
+RESULTS_SEED = 1
+
+
+class ShipError(Exception):
+    pass
+
+
+def run_record(run: Path) -> dict:
+    """The record of the run's model.safetensors: run.json, or checkpoint.json if it is the last checkpoint's."""
+    if (run / "run.json").exists():
+        return json.loads((run / "run.json").read_text(encoding="utf-8"))
+    if not (run / CHECKPOINT_RECORD).exists():
+        raise ShipError(f"{run} has neither run.json nor {CHECKPOINT_RECORD}: stop the run, then "
+                        f"`train_reader.py --resume {run} --record-checkpoint`")
+    record = json.loads((run / CHECKPOINT_RECORD).read_text(encoding="utf-8"))
+    position = read_position(run)
+    if position is None or position.step != record["stopped_at"]["step"]:
+        raise ShipError(f"{run}/{CHECKPOINT_RECORD} describes step {record['stopped_at']['step']}, but the run's "
+                        f"weights are now those of step {position.step if position else '?'}: record them again")
+    return record
+
+
+def objective(card: dict) -> float:
+    """calibrate_reader.objective, from a card's cross-fitted figures per file."""
+    files = card["held_out_end_to_end"]["cross_fitted"].values()
+    return sum((f["has_ans_f1"] + (f["absent_no_ans"] if f["absent"] else 1.0)) / 2 for f in files) / len(files)
+
+
+def refusal(shipped: dict, candidate: dict) -> str | None:
+    """Why the candidate must not replace the shipped reader (None: it may), from both sides'
+    `given_paragraph` (best-span HasAns F1) and, once calibrated, `objective`."""
+    if candidate["given_paragraph"] < shipped["given_paragraph"]:
+        return f"given the paragraph, best-span HasAns F1 {candidate['given_paragraph']:.4f} < {shipped['given_paragraph']:.4f}"
+    if "objective" in candidate and candidate["objective"] < shipped["objective"]:
+        return f"end to end, the cross-fitted objective {candidate['objective']:.4f} < {shipped['objective']:.4f}"
+    return None
+
+
+def given_paragraph(path: Path, sample: int | None = None) -> dict:
+    questions = held_out_questions(path)
+    if sample is not None and sample < len(questions):
+        questions = random.Random(RESULTS_SEED).sample(questions, sample)
+    return {**score_given_paragraph(questions, int8=False), "data": path.name}
+
+
+def calibrate(run: Path, settings: dict, card: Path) -> dict:
+    """The current delta calibrated with the shipped card's settings, written to `card`."""
+    calibration, end_to_end = settings["calibration"], settings["held_out_end_to_end"]
+    calibrate_reader.main(["--run", str(run), "--card", str(card), "--seed", str(end_to_end["seed"]),
+                           "--features", ",".join(calibration["features"]),
+                           "--rank-penalty", str(calibration["rank_penalty"]),
+                           "--guess-precision", str(calibration["guess_precision"]),
+                           "--guess-absent", str(calibration["guess_absent"]), "--data", *end_to_end["data"]])
+    return json.loads(card.read_text(encoding="utf-8"))
+
+
+def ship(run: Path, results: list[str]) -> int:
+    record = run_record(run)
+    gate_titles = {p.title for p in squad_paragraphs(GATE)[0]}
+    if gate_titles & trained_titles(record):
+        raise ShipError(f"the run trained on articles of {GATE.name}: it cannot be gated on them")
+    settings, digest = load_card(), file_sha256(DELTA_FILE)
+    if settings.get("delta_sha256") != digest:  # a half-done earlier call: never back up its delta as the shipped one
+        raise ShipError(f"{CARD_FILE.name} is not {DELTA_FILE.name}'s card: `git checkout qa/reading` first")
+    backup = run / f"shipped-{digest[:12]}"
+    backup.mkdir(exist_ok=True)
+    for path in (DELTA_FILE, CARD_FILE):
+        shutil.copy2(path, backup / path.name)
+    shipped = {"given_paragraph": given_paragraph(GATE)["best_span_has_ans_f1"],
+               "objective": objective(calibrate(run, settings, backup / "recalibrated.json"))}
+    print(f"shipped reader: {shipped}", flush=True)
+    try:
+        make_delta.main([str(run / "model.safetensors"), "--out", str(DELTA_FILE)])
+        candidate = {"given_paragraph": given_paragraph(GATE)["best_span_has_ans_f1"]}
+        if (reason := refusal(shipped, candidate)) is None:
+            candidate["objective"] = objective(calibrate(run, settings, CARD_FILE))
+            reason = refusal(shipped, candidate)
+        print(f"run's weights: {candidate}", flush=True)
+    except BaseException:
+        restore(backup)
+        raise
+    if reason:
+        restore(backup)
+        print(f"not shipped ({reason}); the shipped reader is back in place")
+        return 1
+    for spec in results:
+        path, sample = (spec.split(":") + [None])[:2]
+        report = given_paragraph(Path(path), int(sample) if sample else None)
+        write_results(ROOT / "eval" / "results" / f"reader-{Path(path).stem}.json", report)
+    print(f"shipped: {DELTA_FILE.name} {file_sha256(DELTA_FILE)[:12]}; the old files are in {backup}")
+    return 0
+
+
+def restore(backup: Path) -> None:
+    for path in (DELTA_FILE, CARD_FILE):
+        shutil.copy2(backup / path.name, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a stopped training run folder")
+    parser.add_argument("--results", nargs="*", default=list(RESULTS),
+                        help=f"FILE[:SAMPLE] scored given the paragraph into eval/results/ once shipped (seed {RESULTS_SEED})")
+    args = parser.parse_args(argv)
+    try:
+        return ship(args.run, args.results)
+    except ShipError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
