@@ -310,13 +310,11 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     written = []
     monkeypatch.setattr(ship_reader, "write_results", lambda path, report: written.append(path.name))
 
-    def calibrate(run_folder, settings, out):
-        f1 = objectives[delta.read_bytes()]
-        out.write_text(json.dumps({"held_out_end_to_end": {"cross_fitted": {
-            "kind": {"has_ans_f1": f1, "absent_no_ans": f1, "absent": 10}}}}))
-        return json.loads(out.read_text())
+    def calibrated_objective(run_folder, settings, out):
+        out.write_text(json.dumps({"delta_sha256": file_sha256(delta)}))
+        return objectives[delta.read_bytes()]
 
-    monkeypatch.setattr(ship_reader, "calibrate", calibrate)
+    monkeypatch.setattr(ship_reader, "calibrated_objective", calibrated_objective)
     return ship_reader, run, delta, card, written
 
 

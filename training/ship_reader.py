@@ -64,12 +64,6 @@ def run_record(run: Path) -> dict:
     return record
 
 
-def objective(card: dict) -> float:
-    """calibrate_reader.objective, from a card's cross-fitted figures per file."""
-    files = card["held_out_end_to_end"]["cross_fitted"].values()
-    return sum((f["has_ans_f1"] + (f["absent_no_ans"] if f["absent"] else 1.0)) / 2 for f in files) / len(files)
-
-
 def refusal(shipped: dict, candidate: dict) -> str | None:
     """Why the candidate must not replace the shipped reader (None: it may), from both sides'
     `given_paragraph` (best-span HasAns F1) and, once calibrated, `objective`."""
@@ -87,15 +81,16 @@ def given_paragraph(path: Path, sample: int | None = None) -> dict:
     return {**score_given_paragraph(questions, int8=False), "data": path.name}
 
 
-def calibrate(run: Path, settings: dict, card: Path) -> dict:
-    """The current delta calibrated with the shipped card's settings, written to `card`."""
+def calibrated_objective(run: Path, settings: dict, card: Path) -> float:
+    """The current delta calibrated with the shipped card's settings, written to `card`: its
+    cross-fitted objective."""
     calibration, end_to_end = settings["calibration"], settings["held_out_end_to_end"]
     calibrate_reader.main(["--run", str(run), "--card", str(card), "--seed", str(end_to_end["seed"]),
                            "--features", ",".join(calibration["features"]),
                            "--rank-penalty", str(calibration["rank_penalty"]),
                            "--guess-precision", str(calibration["guess_precision"]),
                            "--guess-absent", str(calibration["guess_absent"]), "--data", *end_to_end["data"]])
-    return json.loads(card.read_text(encoding="utf-8"))
+    return json.loads(card.read_text(encoding="utf-8"))["held_out_end_to_end"]["objective"]
 
 
 def ship(run: Path, results: list[str]) -> int:
@@ -111,13 +106,13 @@ def ship(run: Path, results: list[str]) -> int:
     for path in (DELTA_FILE, CARD_FILE):
         shutil.copy2(path, backup / path.name)
     shipped = {"given_paragraph": given_paragraph(GATE)["best_span_has_ans_f1"],
-               "objective": objective(calibrate(run, settings, backup / "recalibrated.json"))}
+               "objective": calibrated_objective(run, settings, backup / "recalibrated.json")}
     print(f"shipped reader: {shipped}", flush=True)
     try:
         make_delta.main([str(run / "model.safetensors"), "--out", str(DELTA_FILE)])
         candidate = {"given_paragraph": given_paragraph(GATE)["best_span_has_ans_f1"]}
         if (reason := refusal(shipped, candidate)) is None:
-            candidate["objective"] = objective(calibrate(run, settings, CARD_FILE))
+            candidate["objective"] = calibrated_objective(run, settings, CARD_FILE)
             reason = refusal(shipped, candidate)
         print(f"run's weights: {candidate}", flush=True)
     except BaseException:
