@@ -300,6 +300,7 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     card.write_text(json.dumps({"delta_sha256": file_sha256(delta), "calibration": {}, "held_out_end_to_end": {}}))
     (run / "model.safetensors").write_bytes(b"candidate")
     (run / "run.json").write_text(json.dumps({"trained_titles": ["Elsewhere"]}))
+    monkeypatch.setattr(ship_reader, "GATE", card)  # any file: the gate's reading is faked below
     monkeypatch.setattr(ship_reader, "DELTA_FILE", delta)
     monkeypatch.setattr(ship_reader, "CARD_FILE", card)
     monkeypatch.setattr(ship_reader, "load_card", lambda: json.loads(card.read_text()))
@@ -321,6 +322,8 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
 @pytest.mark.parametrize("given, objectives, shipped", [
     ({b"shipped": 0.80, b"candidate": 0.79}, {b"shipped": 0.7, b"candidate": 0.9}, False),
     ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.6}, False),
+    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.7}, False),
+    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.71}, True),
     ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, True),
 ])
 def test_a_run_replaces_the_shipped_reader_only_when_both_held_out_figures_rise(tmp_path, monkeypatch, given,

@@ -21,8 +21,9 @@ be one the reader trained on. From each question's best span:
   --guess-absent or more, both averaged over the files.
 Figures are cross-fitted over two folds of titles of each file (fitted on one, measured on the
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
-calibration, cross-fitted figures per file and the objective over them (training/ship_reader.py compares it). Each file's rows are kept in the run folder, named by the delta's
-hash, its precision and the sample, so a later call with other --features or --guess-precision asks nothing again.
+calibration, cross-fitted figures per file and the objective over them (which training/ship_reader.py
+compares). Each file's rows are kept in the run folder, named by the delta's hash, its precision and
+the sample, so a later call with other --features or --guess-precision asks nothing again.
 """
 
 from __future__ import annotations

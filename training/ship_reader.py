@@ -5,13 +5,13 @@
 training/README.md's shipping procedure as one command, so that it is the same every time and a
 reader that does worse never stays in place:
 1. gate: the shipped reader and the run's weights (as a delta, make_delta.py) read every question
-   of the held-out Wikipedia file given its paragraph (fp32 ONNX, in this process); the run's go on
-   only if their best-span HasAns F1 is at least the shipped reader's;
+   of the held-out Wikipedia file given its paragraph (fp32 ONNX, in this process); the run's weights
+   go on only if their best-span HasAns F1 is at least the shipped reader's;
 2. both are calibrated end to end with the shipped card's settings (its files, samples, seed,
    features, rank penalty and guess rules; calibrate_reader.py, whose rows are kept in the run
-   folder per delta, so the shipped reader's are asked once per run); the run's go on only if their
+   folder per delta, so the shipped reader's are asked once per run); they go on only if their
    cross-fitted objective (per file, the mean of answerable F1 at the threshold and absent
-   accuracy; averaged over files) is at least the shipped reader's;
+   accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher;
 3. then the new delta and card stay, and the given-the-paragraph figures of --results files are
    written to eval/results/; otherwise the shipped delta and card are put back as they were.
 The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
@@ -41,7 +41,7 @@ from training.checkpoint import CHECKPOINT_RECORD, read_position  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GATE = DATA / "squad" / "squad2-dev-a.json"
-RESULTS = (f"{GATE}", f"{DATA / 'squadshifts' / 'new_wiki.json'}:1000", f"{DATA / 'squadshifts' / 'amazon.json'}:1000")
+RESULTS = (str(GATE), f"{DATA / 'squadshifts' / 'new_wiki.json'}:1000", f"{DATA / 'squadshifts' / 'amazon.json'}:1000")
 RESULTS_SEED = 1
 
 
@@ -69,8 +69,12 @@ def refusal(shipped: dict, candidate: dict) -> str | None:
     `given_paragraph` (best-span HasAns F1) and, once calibrated, `objective`."""
     if candidate["given_paragraph"] < shipped["given_paragraph"]:
         return f"given the paragraph, best-span HasAns F1 {candidate['given_paragraph']:.4f} < {shipped['given_paragraph']:.4f}"
-    if "objective" in candidate and candidate["objective"] < shipped["objective"]:
+    if "objective" not in candidate:
+        return None
+    if candidate["objective"] < shipped["objective"]:
         return f"end to end, the cross-fitted objective {candidate['objective']:.4f} < {shipped['objective']:.4f}"
+    if candidate == shipped:
+        return "neither figure rose"
     return None
 
 
@@ -94,6 +98,8 @@ def calibrated_objective(run: Path, settings: dict, card: Path) -> float:
 
 
 def ship(run: Path, results: list[str]) -> int:
+    if not GATE.is_file():
+        raise ShipError(f"{GATE} is missing: shipping needs the held-out data of ../shared/data")
     record = run_record(run)
     gate_titles = {p.title for p in squad_paragraphs(GATE)[0]}
     if gate_titles & trained_titles(record):
