@@ -306,10 +306,9 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     monkeypatch.setattr(ship_reader, "load_card", lambda: json.loads(card.read_text()))
     monkeypatch.setattr(ship_reader, "squad_paragraphs", lambda path: ([], None))
     monkeypatch.setattr(ship_reader.make_delta, "main", lambda argv: delta.write_bytes(b"candidate"))
-    monkeypatch.setattr(ship_reader, "given_paragraph",
-                        lambda path, sample=None: {"best_span_has_ans_f1": given[delta.read_bytes()]})
+    monkeypatch.setattr(ship_reader, "given_paragraph", lambda path: {"best_span_has_ans_f1": given[delta.read_bytes()]})
     written = []
-    monkeypatch.setattr(ship_reader, "write_results", lambda path, report: written.append(path.name))
+    monkeypatch.setattr(ship_reader, "record_results", written.append)
 
     def calibrated_objective(run_folder, settings, out):
         out.write_text(json.dumps({"delta_sha256": file_sha256(delta)}))
@@ -334,7 +333,7 @@ def test_a_run_replaces_the_shipped_reader_only_when_both_held_out_figures_rise(
     assert code == (0 if shipped else 1)
     assert delta.read_bytes() == (b"candidate" if shipped else b"shipped")
     assert (card.read_bytes() != before) == shipped
-    assert written == (["reader-new_wiki.json"] if shipped else [])
+    assert written == (["somewhere/new_wiki.json:10"] if shipped else [])
 
 
 def test_a_failure_while_shipping_puts_the_shipped_reader_back(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ reader that does worse never stays in place:
    folder per delta, so the shipped reader's are asked once per run); they go on only if their
    cross-fitted objective (per file, the mean of answerable F1 at the threshold and absent
    accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher;
-3. then the new delta and card stay, and the given-the-paragraph figures of --results files are
-   written to eval/results/; otherwise the shipped delta and card are put back as they were.
+3. then the new delta and card stay, and `python -m eval.reader` writes the given-the-paragraph
+   figures of the --results files to eval/results/; otherwise the shipped delta and card are put back as they were.
 The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
 `train_reader.py --resume RUN --record-checkpoint`). eval/gold.jsonl is never read here: measure
 it afterwards with `python -m eval.evaluate`.
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,16 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.reader import held_out_questions, score_given_paragraph  # noqa: E402
-from eval.results import write_results  # noqa: E402
 from qa.reading.read import CARD_FILE, DELTA_FILE, load_card  # noqa: E402
 from qa.reading.squad import squad_paragraphs, trained_titles  # noqa: E402
 from qa.search.embed import file_sha256  # noqa: E402
 from training import calibrate_reader, make_delta  # noqa: E402
 from training.checkpoint import CHECKPOINT_RECORD, read_position  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
-GATE = DATA / "squad" / "squad2-dev-a.json"
-RESULTS = (str(GATE), f"{DATA / 'squadshifts' / 'new_wiki.json'}:1000", f"{DATA / 'squadshifts' / 'amazon.json'}:1000")
+DATA = "../shared/data"  # from the repository root, as the card's calibration files are named
+GATE = ROOT / DATA / "squad" / "squad2-dev-a.json"
+RESULTS = (f"{DATA}/squad/squad2-dev-a.json", f"{DATA}/squadshifts/new_wiki.json:1000",
+           f"{DATA}/squadshifts/amazon.json:1000")
 RESULTS_SEED = 1
 
 
@@ -78,11 +79,18 @@ def refusal(shipped: dict, candidate: dict) -> str | None:
     return None
 
 
-def given_paragraph(path: Path, sample: int | None = None) -> dict:
-    questions = held_out_questions(path)
-    if sample is not None and sample < len(questions):
-        questions = random.Random(RESULTS_SEED).sample(questions, sample)
-    return {**score_given_paragraph(questions, int8=False), "data": path.name}
+def given_paragraph(path: Path) -> dict:
+    return score_given_paragraph(held_out_questions(path), int8=False)
+
+
+def record_results(spec: str) -> None:
+    """eval/results/reader-FILE.json for FILE[:SAMPLE], made by eval/reader.py itself (its provenance
+    is then the command that makes it again)."""
+    path, sample = (spec.split(":") + [None])[:2]
+    command = [sys.executable, "-m", "eval.reader", "--data", path, "--json", f"eval/results/reader-{Path(path).stem}.json"]
+    command += ["--sample", sample, "--seed", str(RESULTS_SEED)] if sample else []
+    if subprocess.run(command, cwd=ROOT).returncode:
+        raise ShipError(f"the reader shipped, but `{' '.join(command[1:])}` failed: run it again")
 
 
 def calibrated_objective(run: Path, settings: dict, card: Path) -> float:
@@ -129,9 +137,7 @@ def ship(run: Path, results: list[str]) -> int:
         print(f"not shipped ({reason}); the shipped reader is back in place")
         return 1
     for spec in results:
-        path, sample = (spec.split(":") + [None])[:2]
-        report = given_paragraph(Path(path), int(sample) if sample else None)
-        write_results(ROOT / "eval" / "results" / f"reader-{Path(path).stem}.json", report)
+        record_results(spec)
     print(f"shipped: {DELTA_FILE.name} {file_sha256(DELTA_FILE)[:12]}; the old files are in {backup}")
     return 0
 
@@ -147,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", nargs="*", default=list(RESULTS),
                         help=f"FILE[:SAMPLE] scored given the paragraph into eval/results/ once shipped (seed {RESULTS_SEED})")
     args = parser.parse_args(argv)
+    run = args.run.resolve()
+    os.chdir(ROOT)  # the card names its calibration files from the repository root
     try:
-        return ship(args.run, args.results)
+        return ship(run, args.results)
     except ShipError as error:
         sys.exit(f"error: {error}")
 
