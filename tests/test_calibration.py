@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from training.calibrate_reader import confidences, cross_fitted, fit  # noqa: E402
+from training.calibrate_reader import confidences, cross_fit, figures, fit  # noqa: E402
 
 
 def rows_of(data: str, scale: float, count: int = 400, seed: int = 0) -> list[dict]:
@@ -29,8 +29,8 @@ def rows_of(data: str, scale: float, count: int = 400, seed: int = 0) -> list[di
 
 def test_the_lead_tells_near_misses_from_answers_on_every_kind_where_the_margin_alone_cannot():
     rows = rows_of("wiki", 2.0) + rows_of("reviews", 0.5, seed=1)
-    with_lead = cross_fitted(rows, ("margin", "lead"), 0.0, 0.5)
-    margin_only = cross_fitted(rows, ("margin",), 0.0, 0.5)
+    with_lead = figures(rows, *cross_fit(rows, ("margin", "lead"), 0.0, 0.5))
+    margin_only = figures(rows, *cross_fit(rows, ("margin",), 0.0, 0.5))
     for data in ("wiki", "reviews"):
         lead, margin = with_lead[data], margin_only[data]
         assert lead["has_ans_f1"] >= margin["has_ans_f1"] - 0.01 and lead["absent_no_ans"] >= margin["absent_no_ans"]
@@ -52,9 +52,9 @@ def test_best_guesses_sit_between_the_two_thresholds_and_are_right_at_the_stated
 
 def test_cross_fitted_figures_are_reported_per_file_with_recall_at_one_and_three():
     rows = rows_of("wiki", 1.0) + rows_of("reviews", 1.0, seed=2)
-    figures = cross_fitted(rows, ("margin", "lead", "agreement"), 0.0, 0.5)
-    assert set(figures) == {"wiki", "reviews"}
-    for numbers in figures.values():
+    reported = figures(rows, *cross_fit(rows, ("margin", "lead", "agreement"), 0.0, 0.5))
+    assert set(reported) == {"wiki", "reviews"}
+    for numbers in reported.values():
         assert numbers["answerable"] == 200 and numbers["adversarial"] == numbers["absent"] == 100
         assert 0 <= numbers["has_ans_f1"] <= numbers["best_span_f1"] <= 1
         assert numbers["recall_at_1"] <= numbers["recall_at_3"]

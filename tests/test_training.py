@@ -306,7 +306,9 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     monkeypatch.setattr(ship_reader, "load_card", lambda: json.loads(card.read_text()))
     monkeypatch.setattr(ship_reader, "squad_paragraphs", lambda path: ([], None))
     monkeypatch.setattr(ship_reader.make_delta, "main", lambda argv: delta.write_bytes(b"candidate"))
-    monkeypatch.setattr(ship_reader, "given_paragraph", lambda path: {"best_span_has_ans_f1": given[delta.read_bytes()]})
+    monkeypatch.setattr(ship_reader, "held_out_questions", lambda path: [])
+    monkeypatch.setattr(ship_reader, "score_given_paragraph",
+                        lambda questions, int8: {"best_span_has_ans_f1": given[delta.read_bytes()]})
     written = []
     monkeypatch.setattr(ship_reader, "record_results", written.append)
 

@@ -175,12 +175,6 @@ def cross_fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, 
     return confidence, threshold, guess
 
 
-def cross_fitted(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
-                 absent_floor: float = 0.0) -> dict:
-    """Each fold of titles measured under the calibration fitted on the other."""
-    return figures(rows, *cross_fit(rows, features, rank_penalty, precision, absent_floor))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", required=True, help="FILE[:SAMPLE[:ABSENT]], held-out SQuAD files")
