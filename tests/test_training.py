@@ -313,7 +313,10 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     monkeypatch.setattr(ship_reader, "record_results", written.append)
 
     def calibrated_objective(run_folder, settings, out):
-        out.write_text(json.dumps({"delta_sha256": file_sha256(delta)}))
+        figures = {"best_span_f1": given[delta.read_bytes()], "has_ans_f1": objectives[delta.read_bytes()],
+                   "absent_no_ans": 0.9, "adversarial_no_ans": None}
+        out.write_text(json.dumps({"delta_sha256": file_sha256(delta),
+                                   "held_out_end_to_end": {"cross_fitted": {"new_wiki": figures}}}))
         return objectives[delta.read_bytes()]
 
     monkeypatch.setattr(ship_reader, "calibrated_objective", calibrated_objective)
@@ -336,6 +339,19 @@ def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_an
     assert delta.read_bytes() == (b"candidate" if shipped else b"shipped")
     assert (card.read_bytes() != before) == shipped
     assert written == (["somewhere/new_wiki.json:10"] if shipped else [])
+    calibrated = given[b"candidate"] >= given[b"shipped"]  # past the first gate
+    assert len(list(run.glob("calibrated-*.json"))) == calibrated
+
+
+def test_the_verdict_shows_which_held_out_figure_moved():
+    from training.ship_reader import comparison
+
+    def card(absent):
+        figures = {"best_span_f1": 0.7, "has_ans_f1": 0.6, "absent_no_ans": absent, "adversarial_no_ans": None}
+        return {"held_out_end_to_end": {"cross_fitted": {"amazon": figures}}}
+
+    assert comparison(card(0.91), card(0.86)) == ("  amazon: best span F1 0.700 -> 0.700, HasAns F1 at the threshold "
+                                                  "0.600 -> 0.600, absent NoAns 0.910 -> 0.860")
 
 
 def test_a_failure_while_shipping_puts_the_shipped_reader_back(tmp_path, monkeypatch):

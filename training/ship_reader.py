@@ -11,7 +11,9 @@ reader that does worse never stays in place:
    features, rank penalty and guess rules; calibrate_reader.py, whose rows are kept in the run
    folder per delta, so the shipped reader's are asked once per run); they go on only if their
    cross-fitted objective (per file, the mean of answerable F1 at the threshold and absent
-   accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher;
+   accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher
+   (both cards' figures are printed per file, and the run's card is kept in the run folder as
+   calibrated-<sha>.json either way);
 3. then the new delta and card stay, and `python -m eval.reader` writes the given-the-paragraph
    figures of the --results files to eval/results/; otherwise the shipped delta and card are put back as they were.
 The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
@@ -79,6 +81,20 @@ def refusal(shipped: dict, candidate: dict) -> str | None:
     return None
 
 
+COMPARED = (("best_span_f1", "best span F1"), ("has_ans_f1", "HasAns F1 at the threshold"),
+            ("absent_no_ans", "absent NoAns"), ("adversarial_no_ans", "adversarial NoAns"))
+
+
+def comparison(shipped: dict, candidate: dict) -> str:
+    """Both cards' cross-fitted figures per file, so a verdict on the objective shows which figure moved it."""
+    lines = []
+    for data, theirs in candidate["held_out_end_to_end"]["cross_fitted"].items():
+        ours = shipped["held_out_end_to_end"]["cross_fitted"][data]
+        moved = [f"{label} {ours[key]:.3f} -> {theirs[key]:.3f}" for key, label in COMPARED if theirs.get(key) is not None]
+        lines.append(f"  {data}: " + ", ".join(moved))
+    return "\n".join(lines)
+
+
 def record_results(spec: str) -> None:
     """eval/results/reader-FILE.json for FILE[:SAMPLE], made by eval/reader.py itself (its provenance
     is then the command that makes it again)."""
@@ -129,6 +145,9 @@ def ship(run: Path, results: list[str]) -> int:
         if (reason := refusal(shipped, candidate)) is None:
             candidate["objective"] = calibrated_objective(run, settings, CARD_FILE)
             reason = refusal(shipped, candidate)
+            shutil.copy2(CARD_FILE, run / f"calibrated-{file_sha256(DELTA_FILE)[:12]}.json")  # kept, shipped or not
+            print(comparison(json.loads((backup / "recalibrated.json").read_text(encoding="utf-8")),
+                             load_card()), flush=True)
         print(f"run's weights: {candidate}", flush=True)
     except BaseException:
         restore(backup)
