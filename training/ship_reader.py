@@ -88,9 +88,9 @@ COMPARED = (("best_span_f1", "best span F1"), ("has_ans_f1", "HasAns F1 at the t
 def comparison(shipped: dict, candidate: dict) -> str:
     """Both cards' cross-fitted figures per file, so a verdict on the objective shows which figure moved it."""
     lines = []
-    for data, theirs in candidate["held_out_end_to_end"]["cross_fitted"].items():
-        ours = shipped["held_out_end_to_end"]["cross_fitted"][data]
-        moved = [f"{label} {ours[key]:.3f} -> {theirs[key]:.3f}" for key, label in COMPARED if theirs.get(key) is not None]
+    for data, after in candidate["held_out_end_to_end"]["cross_fitted"].items():
+        before = shipped["held_out_end_to_end"]["cross_fitted"][data]
+        moved = [f"{label} {before[key]:.3f} -> {after[key]:.3f}" for key, label in COMPARED if after.get(key) is not None]
         lines.append(f"  {data}: " + ", ".join(moved))
     return "\n".join(lines)
 
