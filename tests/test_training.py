@@ -312,14 +312,15 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     written = []
     monkeypatch.setattr(ship_reader, "record_results", written.append)
 
-    def calibrated_objective(run_folder, settings, out):
+    def calibrated_card(run_folder, settings, out):
         figures = {"best_span_f1": given[delta.read_bytes()], "has_ans_f1": objectives[delta.read_bytes()],
                    "absent_no_ans": 0.9, "adversarial_no_ans": None}
-        out.write_text(json.dumps({"delta_sha256": file_sha256(delta),
-                                   "held_out_end_to_end": {"cross_fitted": {"new_wiki": figures}}}))
-        return objectives[delta.read_bytes()]
+        written_card = {"delta_sha256": file_sha256(delta), "held_out_end_to_end": {
+            "cross_fitted": {"new_wiki": figures}, "objective": objectives[delta.read_bytes()]}}
+        out.write_text(json.dumps(written_card))
+        return written_card
 
-    monkeypatch.setattr(ship_reader, "calibrated_objective", calibrated_objective)
+    monkeypatch.setattr(ship_reader, "calibrated_card", calibrated_card)
     return ship_reader, run, delta, card, written
 
 

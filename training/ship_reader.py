@@ -105,16 +105,15 @@ def record_results(spec: str) -> None:
         raise ShipError(f"the reader shipped, but `{' '.join(command[1:])}` failed: run it again")
 
 
-def calibrated_objective(run: Path, settings: dict, card: Path) -> float:
-    """The current delta calibrated with the shipped card's settings, written to `card`: its
-    cross-fitted objective."""
+def calibrated_card(run: Path, settings: dict, card: Path) -> dict:
+    """The current delta calibrated with the shipped card's settings: the card written to `card`."""
     calibration, end_to_end = settings["calibration"], settings["held_out_end_to_end"]
     calibrate_reader.main(["--run", str(run), "--card", str(card), "--seed", str(end_to_end["seed"]),
                            "--features", ",".join(calibration["features"]),
                            "--rank-penalty", str(calibration["rank_penalty"]),
                            "--guess-precision", str(calibration["guess_precision"]),
                            "--guess-absent", str(calibration["guess_absent"]), "--data", *end_to_end["data"]])
-    return json.loads(card.read_text(encoding="utf-8"))["held_out_end_to_end"]["objective"]
+    return json.loads(card.read_text(encoding="utf-8"))
 
 
 def ship(run: Path, results: list[str]) -> int:
@@ -136,18 +135,21 @@ def ship(run: Path, results: list[str]) -> int:
     def given_paragraph() -> float:
         return score_given_paragraph(gate, int8=False)["best_span_has_ans_f1"]
 
-    shipped = {"given_paragraph": given_paragraph(),
-               "objective": calibrated_objective(run, settings, backup / "recalibrated.json")}
+    def objective(card: dict) -> float:
+        return card["held_out_end_to_end"]["objective"]
+
+    shipped_card = calibrated_card(run, settings, backup / "recalibrated.json")
+    shipped = {"given_paragraph": given_paragraph(), "objective": objective(shipped_card)}
     print(f"shipped reader: {shipped}", flush=True)
     try:
         make_delta.main([str(run / "model.safetensors"), "--out", str(DELTA_FILE)])
         candidate = {"given_paragraph": given_paragraph()}
         if (reason := refusal(shipped, candidate)) is None:
-            candidate["objective"] = calibrated_objective(run, settings, CARD_FILE)
+            candidate_card = calibrated_card(run, settings, CARD_FILE)
+            candidate["objective"] = objective(candidate_card)
             reason = refusal(shipped, candidate)
             shutil.copy2(CARD_FILE, run / f"calibrated-{file_sha256(DELTA_FILE)[:12]}.json")  # kept, shipped or not
-            print(comparison(json.loads((backup / "recalibrated.json").read_text(encoding="utf-8")),
-                             load_card()), flush=True)
+            print(comparison(shipped_card, candidate_card), flush=True)
         print(f"run's weights: {candidate}", flush=True)
     except BaseException:
         restore(backup)
