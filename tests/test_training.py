@@ -378,3 +378,92 @@ def test_a_checkpoint_record_of_other_weights_is_refused(tmp_path):
         ship_reader.run_record(tmp_path)
     (tmp_path / CHECKPOINT_RECORD).write_text(json.dumps({"stopped_at": {"step": 40}}))
     assert ship_reader.run_record(tmp_path)["stopped_at"]["step"] == 40
+
+
+def test_each_epoch_but_the_last_is_kept_as_a_candidate_with_its_own_record(tmp_path, tiny_base):
+    from safetensors.torch import load_file
+
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    out = tmp_path / "run"
+    assert train_reader.main(["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1",
+                              "--epochs", "2", "--keep-epochs", "--out", str(out)]) == 0
+    kept = json.loads((out / "epoch-1" / "run.json").read_text())
+    assert kept["stopped_at"]["epoch"] == 1 and kept["stopped_at"]["batch"] == 0
+    assert kept["stopped_at"]["steps"] == 2 * kept["stopped_at"]["step"] == 8  # 7 windows: 4 batches of 2 an epoch
+    assert not (out / "epoch-2").exists()  # the last epoch is the run's own model.safetensors
+    first, last = load_file(str(out / "epoch-1" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+
+
+def test_carried_weights_come_back_to_the_base_within_their_rounding():
+    from training.device_transfer import FROZEN, carried_base, carried_weights
+
+    torch.manual_seed(0)
+    base = {FROZEN: torch.randn(50, 8), "encoder.weight": torch.randn(8, 8), "encoder.bias": torch.zeros(8)}
+    carried = carried_weights(base)
+    assert carried[FROZEN + ".int8"].dtype == torch.int8 and carried["encoder.weight"].dtype == torch.float16
+    back = carried_base(carried)
+    row_step = base[FROZEN].abs().amax(dim=1, keepdim=True) / 127
+    assert ((back[FROZEN] - base[FROZEN]).abs() <= row_step / 2 + 1e-6).all()
+    assert (back["encoder.weight"] - base["encoder.weight"]).abs().max() < 1e-2
+    assert torch.equal(carried_base(carried_weights(back))[FROZEN], back[FROZEN])  # the same rows there and here
+
+
+@pytest.mark.parametrize("stop_early", [False, True])
+def test_a_run_on_a_lent_machine_comes_back_as_a_run_folder_like_any_other(tmp_path, tiny_base, monkeypatch, stop_early):
+    """training/device_train.sh as a `run` call would run it (here on the CPU), then received here."""
+    import os
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    from training import device_transfer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    squad_file(tmp_path / "data" / "train.json", "Alpha")
+    squad_file(tmp_path / "data" / "held.json", "Beta")
+    pack = tmp_path / "pack"
+    assert device_transfer.main(["pack", "--out", str(pack), "--base", str(tiny_base),
+                                 "--data", "data/train.json", "data/held.json"]) == 0
+    work, returned = tmp_path / "lent", tmp_path / "returned"
+    returned.mkdir()
+    arguments = ["--train", "data/train.json", "--holdout", "data/held.json", "--epochs", "2", "--keep-epochs",
+                 "--batch-size", "2", "--threads", "1", "--precision", "fp32", *(["--stop-at-step", "7"] if stop_early else [])]
+    environment = {**os.environ, "PYTHON": sys.executable, "WORK": str(work), "DEVICE": "cpu", "OUT": str(returned),
+                   "PACK": str(pack)}
+    done = subprocess.run(["bash", str(ROOT / "training" / "device_train.sh"), *arguments], env=environment,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list(returned.iterdir())) <= device_transfer.RETURNED_FILES
+    there = json.loads((work / "run" / ("checkpoint.json" if stop_early else "run.json")).read_text())
+    assert there["data"] == {name: file_sha256(tmp_path / name) for name in ("data/train.json", "data/held.json")}
+
+    received = tmp_path / "received"
+    assert device_transfer.main(["receive", str(returned), "--pack", str(pack), "--base", str(tiny_base),
+                                 "--out", str(received)]) == 0
+    packaged = load_file(str(tiny_base / "model.safetensors"))
+    for kept, trained_there in ((received, work / "run"), (received / "epoch-1", work / "run" / "epoch-1")):
+        back, trained = load_file(str(kept / "model.safetensors")), load_file(str(trained_there / "model.safetensors"))
+        frozen = "bert." + device_transfer.FROZEN
+        assert torch.equal(back[frozen], packaged[device_transfer.FROZEN])  # the fp32 rows, never the carried ones
+        assert not torch.equal(trained[frozen], packaged[device_transfer.FROZEN])
+        assert all((back[k] - trained[k].float()).abs().max() < 1e-2 for k in back if k != frozen)
+        record = json.loads((kept / "run.json").read_text())
+        assert record["base_weights_sha256"] == file_sha256(tiny_base / "model.safetensors")
+        assert record["trained_titles"] == ["Alpha"] and record["held_out_titles"] == ["Beta"]
+    final = json.loads((received / "run.json").read_text())
+    assert ("stopped_at" in final) == stop_early and ("held_out_given_paragraph" in final) == (not stop_early)
+    delta = tmp_path / "delta.safetensors"
+    assert make_delta.main([str(received / "model.safetensors"), "--out", str(delta), "--base", str(tiny_base)]) == 0
+    assert not any("word_embeddings" in k for k in load_file(str(delta)))  # shippable as any run's weights are
+
+
+def test_a_pack_refuses_data_it_cannot_name_as_the_run_will(tmp_path, monkeypatch, capsys, tiny_base):
+    from training import device_transfer
+
+    monkeypatch.chdir(tmp_path)
+    squad_file(tmp_path / "train.json", "Alpha")
+    for name in ("missing.json", str(tmp_path / "train.json")):
+        assert device_transfer.main(["pack", "--out", "pack", "--base", str(tiny_base), "--data", name]) == 2
+        assert "relative to the repository root" in capsys.readouterr().err

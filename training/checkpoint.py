@@ -6,7 +6,8 @@ random state and the position in the data order; tensors and plain data only, lo
 `weights_only`, so no pickled class of this project is needed to read it) and `model.safetensors`
 (the same weights, for scoring and make_delta.py). Both are replaced atomically: a run killed while
 writing leaves the previous checkpoint whole. `progress.txt` is one line saying where the run is;
-`checkpoint.json`, written on request, is run.json's record for the checkpoint's weights.
+`checkpoint.json`, written on request, is run.json's record for the checkpoint's weights, and
+`epoch-N/` (with --keep-epochs) an epoch's weights and their record, kept as a candidate of their own.
 A new run's config and first weights are made here too, and so is the point where a run whose
 folder was lost rejoins (`--rejoin`): from the card of the delta it shipped.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,6 +120,22 @@ def load_checkpoint(out: Path, model, optimizer, schedule) -> Position | None:
     return Position(**state["position"])
 
 
+def write_record(path: Path, record: dict, position: Position, steps: int) -> None:
+    """The run's record for the weights at `position`, a point before its end (`stopped_at`)."""
+    stopped = {**record, "stopped_at": {**asdict(position), "steps": steps}, "train_seconds": round(position.train_seconds)}
+    write_atomically(path, lambda p: p.write_text(json.dumps(stopped, indent=2) + "\n", encoding="utf-8"))
+
+
+def keep_epoch(out: Path, record: dict, position: Position, steps: int, log) -> None:
+    """epoch-N/: the weights at the end of epoch N and their record (run.json), a candidate of their own
+    for make_delta.py and ship_reader.py, kept when the run goes on to the next epoch."""
+    kept = out / f"epoch-{position.epoch}"
+    kept.mkdir(exist_ok=True)
+    write_atomically(kept / "model.safetensors", lambda p: shutil.copyfile(out / "model.safetensors", p))
+    write_record(kept / "run.json", record, position, steps)
+    log(f"kept epoch {position.epoch}'s weights and record in {kept}")
+
+
 def read_position(out: Path) -> Position | None:
     """Where the last checkpoint stands, without loading it into a model."""
     path = out / CHECKPOINT_FILE
@@ -161,7 +179,7 @@ def new_config(args) -> dict:
         "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
         "swaps": args.swaps, "nearest_distractors": args.nearest_distractors, "negatives": args.negatives,
-        "limit": args.limit, "holdout_limit": args.holdout_limit,
+        "limit": args.limit, "holdout_limit": args.holdout_limit, "keep_epochs": args.keep_epochs,
         "device": args.device, "bf16": args.precision == "bf16" if args.precision else has_bf16_units(args.device),
         # before anything may replace the delta (shipping this very run does)
         "init": init_provenance(args.init) if args.init else None,

@@ -186,3 +186,16 @@ def windows_sha256(windows: list) -> str:
         digest.update(ids.tobytes())
         digest.update(f"{start},{end};".encode())
     return digest.hexdigest()
+
+
+def batches(windows: list, batch_size: int, rng: random.Random):
+    """Batches of similar length (little padding), in random order."""
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    pool = 50 * batch_size
+    chunks = []
+    for at in range(0, len(order), pool):
+        group = sorted(order[at : at + pool], key=lambda i: len(windows[i][0]))
+        chunks += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
+    rng.shuffle(chunks)
+    return chunks

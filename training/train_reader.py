@@ -25,7 +25,6 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +45,7 @@ from training.checkpoint import (  # noqa: E402
     ProgressLog,
     RunError,
     check_data,
+    keep_epoch,
     load_checkpoint,
     load_config,
     new_config,
@@ -53,8 +53,9 @@ from training.checkpoint import (  # noqa: E402
     save_checkpoint,
     save_config,
     start_weights,
+    write_record,
 )
-from training.squad_data import load_examples, training_windows, windows_sha256  # noqa: E402
+from training.squad_data import batches, load_examples, training_windows, windows_sha256  # noqa: E402
 from training.torch_reader import (  # noqa: E402
     given_paragraph,
     load_windower,
@@ -65,19 +66,6 @@ from training.torch_reader import (  # noqa: E402
 )
 
 
-def batches(windows: list, batch_size: int, rng: random.Random):
-    """Batches of similar length (little padding), in random order."""
-    order = list(range(len(windows)))
-    rng.shuffle(order)
-    pool = 50 * batch_size
-    chunks = []
-    for at in range(0, len(order), pool):
-        group = sorted(order[at : at + pool], key=lambda i: len(windows[i][0]))
-        chunks += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
-    rng.shuffle(chunks)
-    return chunks
-
-
 REWARM_STEPS = 100  # a rejoined run's optimizer moments start empty: its learning rate ramps up again
 
 
@@ -86,10 +74,11 @@ def total_steps(config: dict, windows: list) -> int:
 
 
 def train(model, windows: list, config: dict, out: Path, log: ProgressLog, checkpoint_seconds: float,
-          stop_at_step: int | None = None) -> Position | None:
+          stop_at_step: int | None = None, at_epoch_end=None) -> Position | None:
     """Trains to the end of the run, or to `stop_at_step` or a SIGTERM (a checkpoint is written, and
     None returned: the run is not finished). Each epoch's order comes from (seed, epoch) alone, so a
-    resumed run skips the batches already trained and sees the same ones after them."""
+    resumed run skips the batches already trained and sees the same ones after them. `at_epoch_end`
+    is called with the position after each epoch but the last, once its checkpoint is written."""
     device, bf16, batch_size = config["device"], config["bf16"], config["batch_size"]
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
@@ -159,6 +148,8 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
             position.epoch, position.batch = position.epoch + 1, 0
             checkpoint(output.loss.item())
             log(f"epoch {position.epoch} done")
+            if at_epoch_end and position.epoch < config["epochs"]:
+                at_epoch_end(position)
         return position
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -206,20 +197,20 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
         "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"), "device": config["device"],
         "threads": threads, "trained_whole": config.get("train_all", []),
     }
+    steps = total_steps(config, windows)
     if record_checkpoint:
         position = read_position(out)
         if position is None:
             raise RunError(f"{out} has no checkpoint yet")
-        record.update(stopped_at={**asdict(position), "steps": total_steps(config, windows)},
-                      train_seconds=round(position.train_seconds))
-        (out / CHECKPOINT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_record(out / CHECKPOINT_RECORD, record, position, steps)
         log(f"wrote {out / CHECKPOINT_RECORD}: the record of model.safetensors at step {position.step}")
         return 0
     model = new_reader(model_dir)
     if not (out / "checkpoint.pt").exists():
         start_weights(model, config, model_dir)
     model.to(config["device"])
-    finished = train(model, windows, config, out, log, checkpoint_minutes * 60, stop_at_step)
+    finished = train(model, windows, config, out, log, checkpoint_minutes * 60, stop_at_step,
+                     (lambda position: keep_epoch(out, record, position, steps, log)) if config.get("keep_epochs") else None)
     if finished is None:
         return 0
     figures = {}
@@ -268,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejoin", action="store_true",
                         help="with --init: continue the run that delta was shipped from, at the step its card says it "
                              "stopped (same data, order and schedule; fresh optimizer moments): when its folder is gone")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="keep each epoch's weights but the last, with their record, in RUN/epoch-N/ (a candidate each)")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
