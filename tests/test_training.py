@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from qa.search.embed import file_sha256
@@ -318,6 +319,9 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
         written_card = {"delta_sha256": file_sha256(delta), "held_out_end_to_end": {
             "cross_fitted": {"new_wiki": figures}, "objective": objectives[delta.read_bytes()]}}
         out.write_text(json.dumps(written_card))
+        outcome = {"data": "new_wiki", "id": "q", "kind": "answerable", "answered": True,
+                   "f1": 2 * objectives[delta.read_bytes()] - 1}  # with no absent questions, the objective is (F1 + 1) / 2
+        ship_reader.calibrate_reader.outcomes_path(run_folder, written_card).write_text(json.dumps(outcome) + "\n")
         return written_card
 
     monkeypatch.setattr(ship_reader, "calibrated_card", calibrated_card)
@@ -331,7 +335,7 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.71}, True),
     ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, True),
 ])
-def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_and_one_rises(tmp_path, monkeypatch,
+def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_and_one_rises(tmp_path, monkeypatch, capsys,
                                                                                        given, objectives, shipped):
     ship_reader, run, delta, card, written = _shipped_files(tmp_path, monkeypatch, given, objectives)
     before = card.read_bytes()
@@ -342,6 +346,8 @@ def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_an
     assert written == (["somewhere/new_wiki.json:10"] if shipped else [])
     calibrated = given[b"candidate"] >= given[b"shipped"]  # past the first gate
     assert len(list(run.glob("calibrated-*.json"))) == calibrated
+    change = f"question by question: {objectives[b'candidate'] - objectives[b'shipped']:+.4f}"
+    assert (change in capsys.readouterr().out) == calibrated
 
 
 def test_the_verdict_shows_which_held_out_figure_moved():
@@ -353,6 +359,24 @@ def test_the_verdict_shows_which_held_out_figure_moved():
 
     assert comparison(card(0.91), card(0.86)) == ("  amazon: best span F1 0.700 -> 0.700, HasAns F1 at the threshold "
                                                   "0.600 -> 0.600, absent NoAns 0.910 -> 0.860")
+
+
+def test_two_readers_are_compared_question_by_question_as_the_objective_counts_them():
+    from training.calibrate_reader import objective, paired_difference
+
+    rows, before, after = [], [], []
+    for data, answerable, absent in (("wiki", 40, 20), ("reviews", 30, 10)):
+        for number in range(answerable + absent + 5):
+            kind = "answerable" if number < answerable else "absent" if number < answerable + absent else "adversarial"
+            rows.append({"data": data, "id": str(number), "kind": kind, "f1": [1.0, 0.5, 0.0][number % 3]})
+            before.append({**rows[-1], "answered": number % 2 == 0})
+            after.append({**rows[-1], "answered": number % 5 != 0})
+    difference, half_width = paired_difference(before, after)
+    was, now = (objective(rows, np.array([float(r["answered"]) for r in side]), 0.5) for side in (before, after))
+    assert difference == pytest.approx(now - was) and difference != 0
+    assert 0 < half_width < abs(difference) * 10
+    assert paired_difference(before, before) == (0.0, 0.0)  # the same reader: no change, no spread
+    assert paired_difference(before, list(reversed(after))) == pytest.approx((difference, half_width))  # paired by question
 
 
 def test_a_failure_while_shipping_puts_the_shipped_reader_back(tmp_path, monkeypatch):

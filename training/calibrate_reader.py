@@ -23,7 +23,9 @@ Figures are cross-fitted over two folds of titles of each file (fitted on one, m
 other); the stored calibration is fitted on both. Writes the card (qa/reading/reader.json): provenance,
 calibration, cross-fitted figures per file and the objective over them (which training/ship_reader.py
 compares). Each file's rows are kept in the run folder, named by the delta's hash, its precision and
-the sample, so a later call with other --features or --guess-precision asks nothing again.
+the sample, so a later call with other --features or --guess-precision asks nothing again; beside
+them, each question's cross-fitted outcome (`outcomes_path`), so two readers can be compared
+question by question.
 """
 
 from __future__ import annotations
@@ -84,6 +86,30 @@ def objective(rows: list[dict], confidence: np.ndarray, threshold) -> float:
         absent = [float(not a) for r, a in zip(rows, answered) if r["data"] == data and r["kind"] == "absent"]
         scores.append((np.mean(has) if has else 0.0) / 2 + (np.mean(absent) if absent else 1.0) / 2)
     return float(np.mean(scores))
+
+
+def outcomes_path(run: Path, card: dict) -> Path:
+    """Where a calibration keeps each question's cross-fitted outcome, for paired comparisons (ship_reader.py)."""
+    return run / f"cross-fitted-{card['delta_sha256'][:12]}{'-int8' if card.get('int8') else ''}.jsonl"
+
+
+def paired_difference(before: list[dict], after: list[dict]) -> tuple[float, float]:
+    """`objective`'s change from `before` to `after`, two readers' outcomes ({data, id, kind, f1,
+    answered}) on the same questions, and the half-width of its 95% interval from the questions'
+    sampling alone (each file's answerable and absent questions as the samples they are; the
+    thresholds taken as fitted, so the interval leaves out the noise of fitting them)."""
+    earlier = {(r["data"], r["id"], r["kind"]): r for r in before}
+    changes: dict[tuple[str, str], list[float]] = {}
+    for r in after:
+        b = earlier[(r["data"], r["id"], r["kind"])]
+        if r["kind"] == "answerable":
+            changes.setdefault((r["data"], r["kind"]), []).append(r["f1"] * r["answered"] - b["f1"] * b["answered"])
+        elif r["kind"] == "absent":
+            changes.setdefault((r["data"], r["kind"]), []).append(float(b["answered"]) - float(r["answered"]))
+    weight = 1 / (2 * len({r["data"] for r in after}))  # each file's two halves, as `objective` averages them
+    difference = sum(weight * np.mean(v) for v in changes.values())
+    variance = sum(weight**2 * np.var(v, ddof=1) / len(v) for v in changes.values() if len(v) > 1)
+    return float(difference), float(1.96 * np.sqrt(variance))
 
 
 def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, precision: float,
@@ -232,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     args.card.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    answered = fold_fits[0] >= fold_fits[1]
+    outcomes_path(args.run, card).write_text("".join(
+        json.dumps({"data": r["data"], "id": r["id"], "kind": r["kind"], "f1": r["f1"], "answered": bool(a)}) + "\n"
+        for r, a in zip(rows, answered)), encoding="utf-8")
     print(json.dumps({k: card[k] for k in ("calibration", "held_out_end_to_end")}, indent=2))
     return 0
 

@@ -12,8 +12,8 @@ reader that does worse never stays in place:
    folder per delta, so the shipped reader's are asked once per run); they go on only if their
    cross-fitted objective (per file, the mean of answerable F1 at the threshold and absent
    accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher
-   (both cards' figures are printed per file, and the run's card is kept in the run folder as
-   calibrated-<sha>.json either way);
+   (both cards' figures are printed per file with the objective's change question by question and
+   its 95% interval, and the run's card is kept in the run folder as calibrated-<sha>.json either way);
 3. then the new delta and card stay, and `python -m eval.reader` writes the given-the-paragraph
    figures of the --results files to eval/results/; otherwise the shipped delta and card are put back as they were.
 The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
@@ -95,6 +95,16 @@ def comparison(shipped: dict, candidate: dict) -> str:
     return "\n".join(lines)
 
 
+def paired(run: Path, shipped: dict, candidate: dict) -> str:
+    """The objective's change over the same questions, with its 95% interval from their sampling: a
+    verdict either way may rest on fewer questions than it seems (the gate itself does not use it)."""
+    before, after = ([json.loads(line) for line in calibrate_reader.outcomes_path(run, card).read_text(encoding="utf-8").splitlines()]
+                     for card in (shipped, candidate))
+    difference, half_width = calibrate_reader.paired_difference(before, after)
+    return (f"  objective, the run's less the shipped reader's, question by question: {difference:+.4f} "
+            f"(95% interval {difference - half_width:+.4f} to {difference + half_width:+.4f}, thresholds as fitted)")
+
+
 def record_results(spec: str) -> None:
     """eval/results/reader-FILE.json for FILE[:SAMPLE], made by eval/reader.py itself (its provenance
     is then the command that makes it again)."""
@@ -149,7 +159,8 @@ def ship(run: Path, results: list[str]) -> int:
             candidate["objective"] = objective(candidate_card)
             reason = refusal(shipped, candidate)
             shutil.copy2(CARD_FILE, run / f"calibrated-{file_sha256(DELTA_FILE)[:12]}.json")  # kept, shipped or not
-            print(comparison(shipped_card, candidate_card), flush=True)
+            print(comparison(shipped_card, candidate_card), paired(run, shipped_card, candidate_card), sep="\n",
+                  flush=True)
         print(f"run's weights: {candidate}", flush=True)
     except BaseException:
         restore(backup)
