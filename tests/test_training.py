@@ -409,12 +409,15 @@ def test_each_epoch_but_the_last_is_kept_as_a_candidate_with_its_own_record(tmp_
 
     train = squad_file(tmp_path / "train.json", "Alpha")
     out = tmp_path / "run"
-    assert train_reader.main(["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1",
-                              "--epochs", "2", "--keep-epochs", "--out", str(out)]) == 0
+    held = squad_file(tmp_path / "held.json", "Beta")
+    assert train_reader.main(["--train", str(train), "--holdout", str(held), "--base", str(tiny_base), "--batch-size",
+                              "2", "--threads", "1", "--epochs", "2", "--keep-epochs", "--out", str(out)]) == 0
     kept = json.loads((out / "epoch-1" / "run.json").read_text())
     assert kept["stopped_at"]["epoch"] == 1 and kept["stopped_at"]["batch"] == 0
     assert kept["stopped_at"]["steps"] == 2 * kept["stopped_at"]["step"] == 8  # 7 windows: 4 batches of 2 an epoch
     assert not (out / "epoch-2").exists()  # the last epoch is the run's own model.safetensors
+    assert kept["held_out_given_paragraph"]["held.json"]["answerable"] == 3  # what the epoch gave, held out
+    assert (out / "epoch-1" / "given-paragraph-held.jsonl").exists()
     first, last = load_file(str(out / "epoch-1" / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert any(not torch.equal(first[k], last[k]) for k in first)
 

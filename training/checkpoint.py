@@ -90,6 +90,16 @@ def check_data(config: dict) -> None:
             raise RunError(f"{path} changed since the run started: it cannot continue on other data")
 
 
+def check_windows(config: dict, count: int, digest: str) -> None:
+    """The windows a run (or the run it rejoins) trained on, built again: the same or nothing."""
+    if config.get("rejoin") and count != config["rejoin"]["train_windows"]:
+        raise RunError(f"--rejoin: {count} training windows here, {config['rejoin']['train_windows']} in the "
+                       "run the --init delta was shipped from (the windowing code changed): start a new run")
+    if config.setdefault("windows_sha256", digest) != digest:
+        raise RunError("the training windows differ from those the run started with (the windowing or data "
+                       "code changed): it cannot continue; start a new run")
+
+
 def save_checkpoint(out: Path, model, optimizer, schedule, position: Position) -> None:
     from safetensors.torch import save_file
 
@@ -126,14 +136,13 @@ def write_record(path: Path, record: dict, position: Position, steps: int) -> No
     write_atomically(path, lambda p: p.write_text(json.dumps(stopped, indent=2) + "\n", encoding="utf-8"))
 
 
-def keep_epoch(out: Path, record: dict, position: Position, steps: int, log) -> None:
-    """epoch-N/: the weights at the end of epoch N and their record (run.json), a candidate of their own
-    for make_delta.py and ship_reader.py, kept when the run goes on to the next epoch."""
+def keep_epoch(out: Path, position: Position) -> Path:
+    """epoch-N/ with the weights at the end of epoch N: a candidate of its own for make_delta.py and
+    ship_reader.py once its record (run.json) is written beside them, kept as the run goes on."""
     kept = out / f"epoch-{position.epoch}"
     kept.mkdir(exist_ok=True)
     write_atomically(kept / "model.safetensors", lambda p: shutil.copyfile(out / "model.safetensors", p))
-    write_record(kept / "run.json", record, position, steps)
-    log(f"kept epoch {position.epoch}'s weights and record in {kept}")
+    return kept
 
 
 def read_position(out: Path) -> Position | None:

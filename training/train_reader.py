@@ -45,6 +45,7 @@ from training.checkpoint import (  # noqa: E402
     ProgressLog,
     RunError,
     check_data,
+    check_windows,
     keep_epoch,
     load_checkpoint,
     load_config,
@@ -174,13 +175,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
                                config.get("swaps", 0.0), config.get("nearest_distractors", False))
     if not windows:
         raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
-    if config.get("rejoin") and len(windows) != config["rejoin"]["train_windows"]:
-        raise RunError(f"--rejoin: {len(windows)} training windows here, {config['rejoin']['train_windows']} in the "
-                       "run the --init delta was shipped from (the windowing code changed): start a new run")
-    digest = windows_sha256(windows)
-    if config.setdefault("windows_sha256", digest) != digest:
-        raise RunError("the training windows differ from those the run started with (the windowing or data "
-                          "code changed): it cannot continue; start a new run")
+    check_windows(config, len(windows), windows_sha256(windows))
     save_config(out, config)
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
         f"{len(held_titles)} titles held out; {threads} threads, {'bf16 autocast' if config['bf16'] else 'fp32'}")
@@ -209,20 +204,29 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     if not (out / "checkpoint.pt").exists():
         start_weights(model, config, model_dir)
     model.to(config["device"])
+
+    def held_out_figures(folder: Path) -> dict:
+        """Each --holdout file read given the paragraph by the model as it is now; its rows kept in `folder`."""
+        figures = {}
+        for path in holdout:
+            held = load_examples(path)
+            if config["holdout_limit"]:
+                held = random.Random(config["seed"]).sample(held, min(config["holdout_limit"], len(held)))
+            rows = given_paragraph(model, held, windower, config["device"])
+            (folder / f"given-paragraph-{path.stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            figures[path.name] = summary(rows)
+            log(f"{path.name} given the paragraph ({folder.name}): {figures[path.name]}")
+        return figures
+
+    def keep(position: Position) -> None:
+        kept = keep_epoch(out, position)
+        write_record(kept / "run.json", {**record, "held_out_given_paragraph": held_out_figures(kept)}, position, steps)
+
     finished = train(model, windows, config, out, log, checkpoint_minutes * 60, stop_at_step,
-                     (lambda position: keep_epoch(out, record, position, steps, log)) if config.get("keep_epochs") else None)
+                     keep if config.get("keep_epochs") else None)
     if finished is None:
         return 0
-    figures = {}
-    for path in holdout:
-        held = load_examples(path)
-        if config["holdout_limit"]:
-            held = random.Random(config["seed"]).sample(held, min(config["holdout_limit"], len(held)))
-        rows = given_paragraph(model, held, windower, config["device"])
-        (out / f"given-paragraph-{path.stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        figures[path.name] = summary(rows)
-        log(f"{path.name} given the paragraph: {figures[path.name]}")
-    record.update(train_seconds=round(finished.train_seconds), held_out_given_paragraph=figures)
+    record.update(train_seconds=round(finished.train_seconds), held_out_given_paragraph=held_out_figures(out))
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     log(f"wrote {out / 'model.safetensors'} and run.json")
     return 0
@@ -260,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --init: continue the run that delta was shipped from, at the step its card says it "
                              "stopped (same data, order and schedule; fresh optimizer moments): when its folder is gone")
     parser.add_argument("--keep-epochs", action="store_true",
-                        help="keep each epoch's weights but the last, with their record, in RUN/epoch-N/ (a candidate each)")
+                        help="keep each epoch's weights but the last in RUN/epoch-N/, with their record and "
+                        "--holdout figures (a candidate each)")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="checkpoint and stop at this step (--resume continues): a run split over sessions")
