@@ -479,6 +479,8 @@ def test_a_run_on_a_lent_machine_comes_back_as_a_run_folder_like_any_other(tmp_p
         record = json.loads((kept / "run.json").read_text())
         assert record["base_weights_sha256"] == file_sha256(tiny_base / "model.safetensors")
         assert record["trained_titles"] == ["Alpha"] and record["held_out_titles"] == ["Beta"]
+    again = ["receive", str(returned), "--pack", str(pack), "--base", str(tiny_base), "--out", str(received)]
+    assert device_transfer.main(again) == 2  # never over a run folder that is there already
     final = json.loads((received / "run.json").read_text())
     assert ("stopped_at" in final) == stop_early and ("held_out_given_paragraph" in final) == (not stop_early)
     delta = tmp_path / "delta.safetensors"

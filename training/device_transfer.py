@@ -22,6 +22,7 @@ import json
 import lzma
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -67,8 +68,6 @@ def carried_base(carried: dict) -> dict:
 
 
 def tracked_bytes() -> int:
-    import subprocess
-
     names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
     return sum((ROOT / name.decode()).stat().st_size for name in names if name and (ROOT / name.decode()).is_file())
 
@@ -174,6 +173,8 @@ def receive(returned: Path, packed: Path, base_dir: Path, out: Path) -> None:
     """The run folder again: out/ for the run's last weights, out/epoch-N/ for each kept epoch."""
     from qa.reading.read import merged_state
 
+    if (out / "config.json").exists() or (out / "model.safetensors").exists():
+        raise TransferError(f"{out} already holds a run: receive into a new folder")
     manifest = json.loads((packed / MANIFEST).read_text(encoding="utf-8"))
     base_sha = file_sha256(base_dir / "model.safetensors")
     if manifest["base_weights_sha256"] != base_sha:
