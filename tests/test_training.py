@@ -316,7 +316,7 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     def calibrated_card(run_folder, settings, out):
         figures = {"best_span_f1": given[delta.read_bytes()], "has_ans_f1": objectives[delta.read_bytes()],
                    "absent_no_ans": 0.9, "adversarial_no_ans": None}
-        written_card = {"delta_sha256": file_sha256(delta), "held_out_end_to_end": {
+        written_card = {"delta_sha256": file_sha256(delta), "int8": False, "held_out_end_to_end": {
             "cross_fitted": {"new_wiki": figures}, "objective": objectives[delta.read_bytes()]}}
         out.write_text(json.dumps(written_card))
         outcome = {"data": "new_wiki", "id": "q", "kind": "answerable", "answered": True,

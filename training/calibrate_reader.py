@@ -90,7 +90,7 @@ def objective(rows: list[dict], confidence: np.ndarray, threshold) -> float:
 
 def outcomes_path(run: Path, card: dict) -> Path:
     """Where a calibration keeps each question's cross-fitted outcome, for paired comparisons (ship_reader.py)."""
-    return run / f"cross-fitted-{card['delta_sha256'][:12]}{'-int8' if card.get('int8') else ''}.jsonl"
+    return run / f"cross-fitted-{card['delta_sha256'][:12]}{'-int8' if card['int8'] else ''}.jsonl"
 
 
 def paired_difference(before: list[dict], after: list[dict]) -> tuple[float, float]:

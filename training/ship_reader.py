@@ -98,8 +98,8 @@ def comparison(shipped: dict, candidate: dict) -> str:
 def paired(run: Path, shipped: dict, candidate: dict) -> str:
     """The objective's change over the same questions, with its 95% interval from their sampling: a
     verdict either way may rest on fewer questions than it seems (the gate itself does not use it)."""
-    before, after = ([json.loads(line) for line in calibrate_reader.outcomes_path(run, card).read_text(encoding="utf-8").splitlines()]
-                     for card in (shipped, candidate))
+    before, after = ([json.loads(line) for line in lines] for lines in (
+        calibrate_reader.outcomes_path(run, card).read_text(encoding="utf-8").splitlines() for card in (shipped, candidate)))
     difference, half_width = calibrate_reader.paired_difference(before, after)
     return (f"  objective, the run's less the shipped reader's, question by question: {difference:+.4f} "
             f"(95% interval {difference - half_width:+.4f} to {difference + half_width:+.4f}, thresholds as fitted)")
