@@ -5,8 +5,9 @@
 #     bash training/device_train.sh --init qa/reading/reader.safetensors --train ../shared/data/... \
 #         --holdout ../shared/data/squad/squad2-dev-a.json --epochs 2 --keep-epochs ...
 # The arguments are train_reader.py's for a new run, data named as packed; --out, --base and
-# --device are set here. Unpacking, building the windows, scoring the held-out file and exporting
-# take about 2-3 minutes besides the training: keep TRAIN_SECONDS that much under the call's limit.
+# --device are set here. TRAIN_SECONDS covers building the windows, training and scoring the
+# held-out files; unpacking, recording and exporting take about 1.5 minutes more: keep
+# TRAIN_SECONDS that much under the call's limit.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}

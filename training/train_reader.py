@@ -164,8 +164,9 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     model_dir = Path(config["base"]) if config["base"] else packaged_model_dir()
     base_sha = resolve_model(str(model_dir))[1] if config["base"] else resolve_model("all-MiniLM-L6-v2")[1]
     windower = load_windower(model_dir)
-    holdout, train_files = [Path(p) for p in config["holdout"]], [Path(p) for p in config["train"]]
-    held_titles = {e.title for path in holdout for e in load_examples(path)}
+    holdout = {Path(p): load_examples(Path(p)) for p in config["holdout"]}  # read once: titles, then each scoring
+    train_files = [Path(p) for p in config["train"]]
+    held_titles = {e.title for examples in holdout.values() for e in examples}
     examples = [e for path in train_files for e in load_examples(path) if e.title not in held_titles]
     rng = random.Random(config["seed"])
     if config["limit"]:
@@ -208,8 +209,7 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     def held_out_figures(folder: Path) -> dict:
         """Each --holdout file read given the paragraph by the model as it is now; its rows kept in `folder`."""
         figures = {}
-        for path in holdout:
-            held = load_examples(path)
+        for path, held in holdout.items():
             if config["holdout_limit"]:
                 held = random.Random(config["seed"]).sample(held, min(config["holdout_limit"], len(held)))
             rows = given_paragraph(model, held, windower, config["device"])
