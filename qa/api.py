@@ -16,10 +16,11 @@ import numpy as np
 
 from qa.backends.base import Backend, FileBackend, OpenIndex
 from qa.corpus.chunk import Passage
-from qa.corpus.ingest import Article, skipped_summary
+from qa.corpus.ingest import Article, CorpusError, Unreadable, article_of, skipped_summary
 from qa.errors import ModelError, QAError, QuestionError
 from qa.index import store
 from qa.index.build import BuildReport
+from qa.reading.about import answer_about, article_meant, asks_about_article
 from qa.reading.answer import Answer, Candidate, answer
 from qa.reading.read import Calibration, load_shipped_reader
 from qa.reading.transformers_reader import load_reader
@@ -182,7 +183,7 @@ class QA:
             raise QAError(f"answers must be from 1 to {MAX_ANSWERS}, got {answers}")
         span_reader = _span_reader(reader)  # a bad model fails before any work
         hits, passages = self.passages_for(question, top_k, retrieval)
-        result = answer(question, passages, span_reader, answers)
+        result = self._answer_from_header(question, hits, passages) or answer(question, passages, span_reader, answers)
         reply = {
             "question": question,
             "answer": result.answer,
@@ -193,6 +194,7 @@ class QA:
                 if result.answer is not None else None
             ),
             "citations": [asdict(c) for c in result.citations],
+            "answered_from": result.header or "reader",
             "best_guess": None if result.best_guess is None else _candidate_dict(result.best_guess),
             "alternatives": [_candidate_dict(c) for c in result.alternatives],
             "passages": [_passage_dict(rank, hit, passage) for rank, (hit, passage) in enumerate(zip(hits, passages), 1)],
@@ -200,6 +202,28 @@ class QA:
         if explain:
             reply["explain"] = _explanation(result, passages, span_reader.calibration)
         return reply
+
+    def _answer_from_header(self, question: str, hits: Sequence[Hit], passages: Sequence[Passage]) -> Answer | None:
+        """Who wrote the article meant, or when it came out, from its byline or dateline; None for
+        other questions, or when that article cannot be read again (gone since it was indexed)."""
+        header = asks_about_article(question)
+        if header is None or not passages:
+            return None
+        source, share = article_meant([p.source for p in passages], [hit.score for hit in hits])
+        try:
+            article = self.article(source)
+        except (Unreadable, CorpusError):
+            return None
+        return answer_about(question, header, article, share, len(passages))
+
+    def article(self, source: str) -> Article:
+        """An indexed article as it was read (the index keeps its passages, not its header)."""
+        if isinstance(self.corpus, Path):
+            return article_of(self.corpus, source)
+        found = next((article for article in self.corpus if article.source == source), None)
+        if found is None:
+            raise CorpusError(f"{source}: not in the corpus")
+        return found
 
     def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K,
                      retrieval: Retrieval = Retrieval()) -> tuple[list[Hit], list[Passage]]:

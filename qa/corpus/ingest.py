@@ -246,14 +246,22 @@ def skipped_summary(skipped: list[Skipped], shown: int = 3) -> str:
     return f"skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}, not indexed: {names} (`qa index --verbose` says why)"
 
 
-def text_of(folder: str | os.PathLike, source: str) -> str:
-    """The stored text a citation's offsets index, for `source` within `folder`."""
+def article_of(folder: str | os.PathLike, source: str) -> Article:
+    """The article `source` within `folder`, read as an index reads it."""
     root = Path(folder).resolve()
     path = (root / source).resolve()
     if root not in path.parents:
         raise CorpusError(f"{source}: outside the corpus folder")
-    stat = path.stat()
-    return read_article(CorpusFile(path, source, stat.st_size, stat.st_mtime_ns)).text
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise Unreadable(source, f"cannot read ({exc.strerror or exc})") from None
+    return read_article(CorpusFile(path, source, stat.st_size, stat.st_mtime_ns))
+
+
+def text_of(folder: str | os.PathLike, source: str) -> str:
+    """The stored text a citation's offsets index, for `source` within `folder`."""
+    return article_of(folder, source).text
 
 
 def extractor_versions() -> dict:

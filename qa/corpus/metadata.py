@@ -1,4 +1,4 @@
-"""An article's title, its date and where its body lies, found by general rules.
+"""An article's title, its date, its byline and where its body lies, found by general rules.
 
 Nothing here rewrites the text: page furniture (a leading `date` field, trailing link lists and
 comment forms) is left out by narrowing the body span, so offsets stay true to the decoded file.
@@ -51,7 +51,8 @@ def body_span(text: str) -> tuple[int, int]:
     """Where the article proper lies: a leading `date YYYY-MM-DD` field and trailing link lists,
     labels and comment forms are cut.
 
-    The date field is metadata (kept as `Article.date`), not text an answer may quote. From the
+    The date field is metadata (kept as `Article.date`), not text the reader reads; only a question
+    about when the article was published quotes it (qa/reading/about.py). From the
     end, walks back over lines that are not prose (short link-like titles, section labels,
     comment-form boilerplate). If that would cut everything, nothing is cut.
     """
@@ -76,24 +77,37 @@ _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 
 
 HEADER_CHARS = 1000
-"""An article's dateline is looked for this near its top."""
+"""An article's byline and dateline are looked for this near its top."""
+_NOT_A_DATE = r"(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?[ \t]+\d)"
+_NAME = rf"[A-Z][\w'’.-]*(?:[ \t]+{_NOT_A_DATE}[A-Z][\w'’.-]*)*"  # a date ends the names: "By Jane Roe Apr 2, 2025"
+_NEXT_NAME = rf"(?:,[ \t]*|[ \t]+and[ \t]+){_NOT_A_DATE}"  # and "By Jane Roe, Apr 2, 2025"
+_BYLINE = re.compile(rf"[ \t]*(?:By|BY)[ \t]+({_NAME}(?:{_NEXT_NAME}{_NAME})*)")
 _SHORT_LINE_WORDS = 12
-"""A line whose bare ISO date is the article's is short (in prose it is some other date)."""
+"""A byline is a short line ("By Monday, the company had ..." opens a sentence), and so is a line
+whose bare ISO date is the article's (in prose it is some other date)."""
 
 
-def _header_lines(text: str, offset: int) -> Iterator[tuple[re.Match, bool]]:
-    """(line, whether it is short) for the lines of `text`, which starts `offset` characters into
-    its article, that lie in the article's header."""
-    for line in re.finditer(r"[^\n]+", text[: max(HEADER_CHARS - offset, 0)]):
+def _header_lines(text: str) -> Iterator[tuple[re.Match, bool]]:
+    """(line, whether it is short) for the lines of an article's header."""
+    for line in re.finditer(r"[^\n]+", text[:HEADER_CHARS]):
         yield line, len(line.group().split()) <= _SHORT_LINE_WORDS
 
 
-def dateline_span(text: str, offset: int = 0) -> tuple[int, int] | None:
-    """Offsets in `text` of the first date its header writes out ("Jun 13, 2024" or 2024-06-13)."""
-    for line, short in _header_lines(text, offset):
+def dateline_span(text: str) -> tuple[int, int] | None:
+    """Offsets in an article's text of the first date its header writes out ("Jun 13, 2024" or 2024-06-13)."""
+    for line, short in _header_lines(text):
         found = _DATELINE.search(line.group()) or (_ISO_DATE.search(line.group()) if short else None)
         if found:
             return line.start() + found.start(), line.start() + found.end()
+    return None
+
+
+def byline_span(text: str) -> tuple[int, int] | None:
+    """Offsets in an article's text of the writers' names on a "By ..." line of its header."""
+    for line, short in _header_lines(text):
+        found = _BYLINE.match(line.group()) if short else None
+        if found:
+            return line.start() + found.start(1), line.start() + found.end(1)
     return None
 
 

@@ -59,6 +59,11 @@ def hyperlinks_supported(console: Console, environ: Mapping[str, str] = os.envir
     return vte.isdigit() and int(vte) >= 5000  # GNOME Terminal, Tilix and others on VTE 0.50+
 
 
+_HEADER_NOTES = {"byline": " (the article's share of the retrieval score), from its byline",
+                 "dateline": " (the article's share of the retrieval score), from its dateline"}
+_HEADER_NOTES_NONE = {"byline": "(the article's header names no writer)", "dateline": "(the article's header gives no date)"}
+
+
 class View:
     """Renders `QA.ask` and `QA.search` results on one console."""
 
@@ -87,7 +92,8 @@ class View:
         guess = result.get("best_guess")
         if result["answer"] is None and guess is None:
             out.print(Panel(Text("No answer found in the articles.", style="bold yellow"), expand=False))
-            out.print(f"confidence {result['confidence']:.2f} (below the answering threshold)")
+            out.print(f"confidence {result['confidence']:.2f} " + _HEADER_NOTES_NONE.get(
+                result.get("answered_from"), "(below the answering threshold)"))
             if explain:
                 self.explanation(result)
             else:
@@ -102,7 +108,7 @@ class View:
         else:
             out.print(Panel(Text(safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
                             expand=False))
-            out.print(f"confidence {result['confidence']:.2f}")
+            out.print(f"confidence {result['confidence']:.2f}" + _HEADER_NOTES.get(result.get("answered_from"), ""))
             out.print(self._in_sentence(result["sentence"], result["answer_in_sentence"]))
             out.print("[bold]Sources:[/]")
             for number, citation in enumerate(result["citations"], 1):
@@ -142,6 +148,10 @@ class View:
             where = Text.assemble(self._source(passage["source"]), (f" {passage['start']}–{passage['end']}\n", "dim"))
             table.add_row(str(passage["rank"]), f"{passage['score']:.4f}", margin, where + span)
         self.console.print(table)
+        if result.get("answered_from", "reader") != "reader":
+            self.console.print(f"a question about the article itself: read from the {result['answered_from']} of the "
+                               "article holding most of the passages' retrieval score (that share is the confidence)")
+            return
         if why["margin"] is None:
             self.console.print("the reader found no span in the passages read")
             return

@@ -79,6 +79,7 @@ class Answer:
     evidence: Evidence | None = None  # of the best span, which the confidence was computed from
     best_guess: Candidate | None = None  # the best span when it is below the answering threshold only
     alternatives: list[Candidate] = field(default_factory=list)  # runners-up after the answer or best guess
+    header: str | None = None  # "byline" or "dateline": answered from the article's header (qa/reading/about.py)
 
 
 def normalize(text: str) -> str:

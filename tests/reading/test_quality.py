@@ -19,13 +19,15 @@ pytestmark = pytest.mark.slow  # the gates evaluate the real reader over whole q
 
 # The seeds' figures depend on the CPU as well as on the code: the int8 embedding model computes its
 # vectors with other integer instructions on an AVX2-only CPU than with AVX512, which moves a few
-# passages up or down a place (here dev-020's out of the five read), so each floor sits under both:
-# measured on an AVX512-BF16 EPYC (eval/results/gold.json) / on an AVX2-only EPYC, same commit.
-MIN_HYBRID_RECALL_AT_5 = 0.97  # 1.0 / 0.971
-MIN_ANSWER_F1 = 0.69  # 0.733 / 0.703 (0.704 with the reader before, AVX512)
-MIN_ANSWER_EM = 0.57  # 0.618 / 0.588 (0.588)
-MIN_SENTENCE_HIT = 0.80  # 0.853 / 0.824 (0.794)
-MAX_ABSTAINED_ANSWERABLE = 3  # 3 / 3 (4)
+# passages up or down a place (here dev-020's out of the five read), so each floor sits under both.
+# Measured on an AVX2-only EPYC with bylines and datelines answering questions about an article
+# itself (eval/results/gold.json) / without them there / without them on an AVX512-BF16 EPYC, where
+# dev-020 is right as well (the byline answers do not depend on the embeddings' last digits).
+MIN_HYBRID_RECALL_AT_5 = 0.97  # 0.971 / 0.971 / 1.0
+MIN_ANSWER_F1 = 0.74  # 0.762 / 0.703 / 0.733
+MIN_ANSWER_EM = 0.62  # 0.647 / 0.588 / 0.618
+MIN_SENTENCE_HIT = 0.85  # 0.882 / 0.824 / 0.853
+MAX_ABSTAINED_ANSWERABLE = 2  # 2 / 3 / 3
 MIN_ABSTAIN_RECALL = 1.0
 MAX_ANSWERED_UNANSWERABLE = 0
 
