@@ -211,19 +211,10 @@ class QA:
             return None
         source, share = article_meant([p.source for p in passages], [hit.score for hit in hits])
         try:
-            article = self.article(source)
+            article = article_of(self.corpus, source)  # the index keeps passages, not headers
         except (Unreadable, CorpusError):
             return None
         return answer_about(question, header, article, share, len(passages))
-
-    def article(self, source: str) -> Article:
-        """An indexed article as it was read (the index keeps its passages, not its header)."""
-        if isinstance(self.corpus, Path):
-            return article_of(self.corpus, source)
-        found = next((article for article in self.corpus if article.source == source), None)
-        if found is None:
-            raise CorpusError(f"{source}: not in the corpus")
-        return found
 
     def passages_for(self, question: str, top_k: int = DEFAULT_TOP_K,
                      retrieval: Retrieval = Retrieval()) -> tuple[list[Hit], list[Passage]]:

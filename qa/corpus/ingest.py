@@ -13,6 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from qa.corpus import pdf, webpage
 from qa.corpus.metadata import Extracted, body_span, find_date, find_title, shorten
@@ -246,9 +247,14 @@ def skipped_summary(skipped: list[Skipped], shown: int = 3) -> str:
     return f"skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}, not indexed: {names} (`qa index --verbose` says why)"
 
 
-def article_of(folder: str | os.PathLike, source: str) -> Article:
-    """The article `source` within `folder`, read as an index reads it."""
-    root = Path(folder).resolve()
+def article_of(corpus: str | os.PathLike | Sequence[Article], source: str) -> Article:
+    """The article `source` of a corpus folder, read as an index reads it (or of a list of articles)."""
+    if not isinstance(corpus, (str, os.PathLike)):
+        found = next((article for article in corpus if article.source == source), None)
+        if found is None:
+            raise CorpusError(f"{source}: not in the corpus")
+        return found
+    root = Path(corpus).resolve()
     path = (root / source).resolve()
     if root not in path.parents:
         raise CorpusError(f"{source}: outside the corpus folder")

@@ -7,7 +7,9 @@ import pytest
 from qa.corpus.chunk import chunk_article
 from qa.corpus.ingest import (
     CorpusError,
+    Unreadable,
     article_from_text,
+    article_of,
     list_corpus,
     read_corpus,
     text_of,
@@ -138,6 +140,17 @@ def test_text_of_refuses_paths_outside_the_corpus(tmp_path):
     (tmp_path / "a.txt").write_text("x", encoding="utf-8")
     with pytest.raises(CorpusError, match="outside"):
         text_of(tmp_path, "../etc/passwd")
+
+
+def test_an_article_is_found_again_in_a_folder_or_a_list_of_articles(tmp_path):
+    (tmp_path / "a.txt").write_text("Title\n\nBy Ann Lee\n\nText of the article.", encoding="utf-8")
+    assert article_of(tmp_path, "a.txt").text.startswith("Title")
+    listed = [article_from_text("x.txt", "First article."), article_from_text("y.txt", "Second article.")]
+    assert article_of(listed, "y.txt") is listed[1]
+    with pytest.raises(CorpusError, match="not in the corpus"):
+        article_of(listed, "z.txt")
+    with pytest.raises(Unreadable, match="cannot read"):
+        article_of(tmp_path, "gone.txt")
 
 
 def test_links_leading_out_of_the_corpus_are_not_followed_unless_asked(tmp_path):
