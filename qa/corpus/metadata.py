@@ -52,7 +52,7 @@ def body_span(text: str) -> tuple[int, int]:
     labels and comment forms are cut.
 
     The date field is metadata (kept as `Article.date`), not text the reader reads; only a question
-    about when the article was published quotes it (qa/reading/about.py). From the
+    about when an article that prints no date came out quotes it (qa/reading/about.py). From the
     end, walks back over lines that are not prose (short link-like titles, section labels,
     comment-form boilerplate). If that would cut everything, nothing is cut.
     """

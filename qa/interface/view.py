@@ -61,7 +61,8 @@ def hyperlinks_supported(console: Console, environ: Mapping[str, str] = os.envir
 
 _HEADER_NOTES = {"byline": " (the article's share of the retrieval score), from its byline",
                  "dateline": " (the article's share of the retrieval score), from its dateline"}
-_HEADER_NOTES_NONE = {"byline": "(the article's header names no writer)", "dateline": "(the article's header gives no date)"}
+_HEADER_NOTES_NONE = {"byline": "(the article's header names no writer)",
+                      "dateline": "(the article's header gives no date)"}
 
 
 class View:

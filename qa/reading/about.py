@@ -21,13 +21,13 @@ from qa.reading.answer import Answer, Citation
 _ARTICLE = re.compile(r"(?<!short )\b(?:article|articles|story|column|editorial|byline)\b(?! of\b)")
 """Lower case: "The Untold Story" is a title; "the story of Crassus" and "the article of the treaty" are
 not a news article."""
-AUTHORING = {"wrote", "write", "writes", "written", "author", "authored", "authors", "penned", "writer", "writers",
+_AUTHORING = {"wrote", "write", "writes", "written", "author", "authored", "authors", "penned", "writer", "writers",
              "reporter", "journalist", "byline"}
-PUBLISHING = {"published", "publish", "publication", "posted", "dated", "appeared", "released", "written", "ran"}
+_PUBLISHING = {"published", "publish", "publication", "posted", "dated", "appeared", "released", "written", "ran"}
 _WORD = re.compile(r"[\w'’-]+")
 _REFERENCE = re.compile(r"\b(?:according to|in|from|per) (?:the|this|that) (?:article|story|column|editorial)\b"
-                        r"|\b(?:the|this|that) (?:article|story|column|editorial) (?:says?|said|states?|reports?|mentions?)\b",
-                        re.IGNORECASE)
+                        r"|\b(?:the|this|that) (?:article|story|column|editorial)"
+                        r" (?:says?|said|states?|reports?|mentions?)\b", re.IGNORECASE)
 """"According to the article, who wrote the letter?" names the article as a source, not as the subject."""
 _WHEN = re.compile(r"\bwhen\b|\bdate\b|\b(?:what|which) day\b")
 
@@ -40,9 +40,9 @@ def asks_about_article(question: str) -> str | None:
         return None
     text = subject.lower()
     words = set(_WORD.findall(text))
-    if words & {"who", "whom", "whose"} and words & AUTHORING:
+    if words & {"who", "whom", "whose"} and words & _AUTHORING:
         return "byline"
-    if _WHEN.search(text) and words & PUBLISHING:
+    if _WHEN.search(text) and words & _PUBLISHING:
         return "dateline"
     return None
 
@@ -60,7 +60,7 @@ def article_meant(sources: Sequence[str], scores: Sequence[float]) -> tuple[str,
 def answer_about(question: str, header: str, article: Article, share: float, passages_read: int) -> Answer:
     """The writers' names on the article's byline or the date its header gives (`header`, as
     `asks_about_article` said), with `share` as the confidence; no answer when the header has none."""
-    span = (byline_span if header == "byline" else dateline_span)(article.text)
+    span = byline_span(article.text) if header == "byline" else _published_span(article)
     readings = [None] * passages_read  # the reader read nothing
     if span is None:
         return Answer(question, None, 0.0, None, None, None, None, [], readings, header=header)
@@ -74,3 +74,12 @@ def answer_about(question: str, header: str, article: Article, share: float, pas
     citation = Citation(article.source, article.title, article.date, start, end, quote, article.author,
                         article.sitename, page)
     return Answer(question, quote, share, line.strip(), line_start, start, end, [citation], readings, header=header)
+
+
+def _published_span(article: Article) -> tuple[int, int] | None:
+    """The date the article's own header prints ("By Ann Lee, Jun 13, 2024"), else a leading `date`
+    line before it, which is the saved file's record rather than the article's words."""
+    printed = dateline_span(article.text[article.body_start :])
+    if printed is not None:
+        return article.body_start + printed[0], article.body_start + printed[1]
+    return dateline_span(article.text)

@@ -54,11 +54,15 @@ def test_a_header_without_a_byline_gives_no_answer_rather_than_a_name_from_the_s
     assert result.answer is None and result.citations == [] and result.header == "byline"
 
 
-def test_a_date_field_before_the_title_is_quoted_where_the_file_has_it():
+def test_a_date_field_before_the_title_is_quoted_when_the_article_prints_no_date():
     text = "date 2025-03-14\n\nHarbor approves terminal\n\nThe harbor authority on Friday approved plans."
     article = article_from_text("h.txt", text)
     result = answer_about("When was the article about the terminal published?", "dateline", article, 0.6, 1)
     assert result.answer == "2025-03-14" and text[result.answer_start : result.answer_end] == "2025-03-14"
+    printed = "date 2025-03-14 Harbor approves terminal\n\nBy Ann Lee, Mar 14, 2025\n\nThe authority approved plans."
+    result = answer_about("When was the article published?", "dateline", article_from_text("h.txt", printed), 0.6, 1)
+    assert result.answer == "Mar 14, 2025" and result.sentence == "By Ann Lee, Mar 14, 2025"
+    assert printed[result.answer_start : result.answer_end] == result.answer
 
 
 def test_a_pdf_byline_is_cited_on_its_page():
