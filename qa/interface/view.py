@@ -59,8 +59,6 @@ def hyperlinks_supported(console: Console, environ: Mapping[str, str] = os.envir
     return vte.isdigit() and int(vte) >= 5000  # GNOME Terminal, Tilix and others on VTE 0.50+
 
 
-_HEADER_NOTES = {"byline": " (the article's share of the retrieval score), from its byline",
-                 "dateline": " (the article's share of the retrieval score), from its dateline"}
 _HEADER_NOTES_NONE = {"byline": "(the article's header names no writer)",
                       "dateline": "(the article's header gives no date)"}
 
@@ -109,7 +107,9 @@ class View:
         else:
             out.print(Panel(Text(safe(result["answer"]), style="bold green"), title="Answer", title_align="left",
                             expand=False))
-            out.print(f"confidence {result['confidence']:.2f}" + _HEADER_NOTES.get(result.get("answered_from"), ""))
+            source = result.get("answered_from", "reader")
+            out.print(f"confidence {result['confidence']:.2f}" + (
+                "" if source == "reader" else f" (the article's share of the retrieval score), from its {source}"))
             out.print(self._in_sentence(result["sentence"], result["answer_in_sentence"]))
             out.print("[bold]Sources:[/]")
             for number, citation in enumerate(result["citations"], 1):

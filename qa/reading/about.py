@@ -18,16 +18,16 @@ from qa.corpus.ingest import Article
 from qa.corpus.metadata import byline_span, dateline_span
 from qa.reading.answer import Answer, Citation
 
-_ARTICLE = re.compile(r"(?<!short )\b(?:article|articles|story|column|editorial|byline)\b(?! of\b)")
+_NOUNS = "article|story|column|editorial"
+_ARTICLE = re.compile(rf"(?<!short )\b(?:{_NOUNS}|articles|byline)\b(?! of\b)")
 """Lower case: "The Untold Story" is a title; "the story of Crassus" and "the article of the treaty" are
 not a news article."""
 _AUTHORING = {"wrote", "write", "writes", "written", "author", "authored", "authors", "penned", "writer", "writers",
              "reporter", "journalist", "byline"}
 _PUBLISHING = {"published", "publish", "publication", "posted", "dated", "appeared", "released", "written", "ran"}
 _WORD = re.compile(r"[\w'’-]+")
-_REFERENCE = re.compile(r"\b(?:according to|in|from|per) (?:the|this|that) (?:article|story|column|editorial)\b"
-                        r"|\b(?:the|this|that) (?:article|story|column|editorial)"
-                        r" (?:says?|said|states?|reports?|mentions?)\b", re.IGNORECASE)
+_REFERENCE = re.compile(rf"\b(?:according to|in|from|per) (?:the|this|that) (?:{_NOUNS})\b"
+                        rf"|\b(?:the|this|that) (?:{_NOUNS}) (?:says?|said|states?|reports?|mentions?)\b", re.IGNORECASE)
 """"According to the article, who wrote the letter?" names the article as a source, not as the subject."""
 _WHEN = re.compile(r"\bwhen\b|\bdate\b|\b(?:what|which) day\b")
 
