@@ -267,9 +267,9 @@ def _explanation(result: Answer, passages: Sequence[Passage], calibration: Calib
         "guess_threshold": calibration.guess_threshold,
         "margin_needed": None if evidence is None else round(calibration.margin_needed(evidence), 4),
         "passages": [
-            {"margin": None if r is None else round(r.margin, 4),
+            {"read": result.read is None or number < result.read, "margin": None if r is None else round(r.margin, 4),
              "span": None if r is None else passage.text[r.start : r.end]}
-            for r, passage in zip(result.readings, passages)
+            for number, (r, passage) in enumerate(zip(result.readings, passages))
         ],
     }
 

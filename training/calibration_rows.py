@@ -59,14 +59,14 @@ def ask_all(qa: QA, reader: OnnxReader, questions, data: str, absent: bool = Fal
 
 
 def file_rows(path: Path, reader_folder: Path, rank_penalty: float, sample: int | None, absent: int,
-              seed: int) -> list[dict]:
+              seed: int, early_margin: float | None = None) -> list[dict]:
     """The rows of one file: `sample` of its questions asked of it all, `absent` asked without their article."""
     articles, questions, _ = load_squad(path)
     folds = title_folds(q.source.split("#")[0] for q in questions)
     absent_questions = random.Random(seed).sample(questions, min(absent, len(questions)))
     if sample and sample < len(questions):
         questions = random.Random(seed).sample(questions, sample)
-    reader = OnnxReader(reader_folder, Calibration(1.0, 0.0, 0.0, rank_penalty))
+    reader = OnnxReader(reader_folder, Calibration(1.0, 0.0, 0.0, rank_penalty, early_margin=early_margin))
     with tempfile.TemporaryDirectory() as index:
         qa = QA(articles, Path(index) / "all")
         qa.ensure_index()

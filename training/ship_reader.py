@@ -122,7 +122,8 @@ def calibrated_card(run: Path, settings: dict, card: Path) -> dict:
                            "--features", ",".join(calibration["features"]),
                            "--rank-penalty", str(calibration["rank_penalty"]),
                            "--guess-precision", str(calibration["guess_precision"]),
-                           "--guess-absent", str(calibration["guess_absent"]), "--data", *end_to_end["data"]])
+                           "--guess-absent", str(calibration["guess_absent"]), "--data", *end_to_end["data"]]
+                          + ([] if calibration.get("early_margin") is None else ["--early-margin", str(calibration["early_margin"])]))
     return json.loads(card.read_text(encoding="utf-8"))
 
 

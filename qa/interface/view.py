@@ -145,7 +145,8 @@ class View:
         table.add_column("source / the reader's best span", ratio=1)
         for passage, reading in zip(result["passages"], why["passages"]):
             margin = "-" if reading["margin"] is None else f"{reading['margin']:+.2f}"
-            span = Text("(no span)", style="dim") if reading["span"] is None else Text(safe(reading["span"]))
+            span = (Text("(not read: the passages above gave a clear answer)", style="dim") if not reading["read"]
+                    else Text("(no span)", style="dim") if reading["span"] is None else Text(safe(reading["span"])))
             where = Text.assemble(self._source(passage["source"]), (f" {passage['start']}–{passage['end']}\n", "dim"))
             table.add_row(str(passage["rank"]), f"{passage['score']:.4f}", margin, where + span)
         self.console.print(table)

@@ -21,6 +21,8 @@ from qa.reading.read import LEAD_CAP, Calibration, Evidence
 from qa.reading.spans import SpanChoice
 
 SPANS_PER_WINDOW = 3
+EARLY_PASSAGES = 3
+"""Read first; the passages ranked below them only when the calibration's `early_margin` is not reached."""
 CITE_MARGIN = 1.0
 """Another article is cited beside the best span when it holds the same answer with a margin at most
 this much lower (a fact several articles report is cited in each of them)."""
@@ -80,6 +82,7 @@ class Answer:
     best_guess: Candidate | None = None  # the best span when it is below the answering threshold only
     alternatives: list[Candidate] = field(default_factory=list)  # runners-up after the answer or best guess
     header: str | None = None  # "byline" or "dateline": answered from the article's header (qa/reading/about.py)
+    read: int | None = None  # how many of the passages (the first ones) the reader read; None: not answered by it
 
 
 def normalize(text: str) -> str:
@@ -100,13 +103,35 @@ def same_answer(key: str, other: str) -> bool:
 
 def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -> list[SpanChoice]:
     """The reader's candidate spans of the passages (in retrieval order), widened to whole words,
-    none across a blank line, best first by their margin less the calibration's rank penalty."""
+    none across a blank line, best first by their margin less the calibration's rank penalty. The
+    passages after the first EARLY_PASSAGES are read only when those give no span from the
+    calibration's `early_margin` (`passages_read`)."""
+    first = min(EARLY_PASSAGES, len(passages)) if reader.calibration.early_margin is not None else len(passages)
+    found = _spans_of(question, passages, 0, first, reader)
+    if passages_read(found, len(passages), reader.calibration) > first:
+        found = sorted(found + _spans_of(question, passages, first, len(passages), reader), key=lambda span: -span.margin)
+    return found
+
+
+def passages_read(found: Sequence[SpanChoice], count: int, calibration: Calibration) -> int:
+    """How many of `count` passages `read_spans` reads, given the spans of the first EARLY_PASSAGES:
+    a span from `early_margin` there is rarely beaten by a lower-ranked passage (the rank penalty
+    holds those back; docs/experiments.md), so the rest are not read."""
+    early = calibration.early_margin
+    stops = early is not None and bool(found) and found[0].passage < EARLY_PASSAGES and found[0].margin >= early
+    return min(EARLY_PASSAGES, count) if stops else count
+
+
+def _spans_of(question: str, passages: Sequence[Passage], first: int, last: int, reader: SpanReader) -> list[SpanChoice]:
+    """Spans of passages[first:last], numbered and penalized by their place among all the passages."""
     penalty = reader.calibration.rank_penalty
     found = []
-    for span in reader.spans(question, [p.text for p in passages], SPANS_PER_WINDOW) if passages else []:
-        start, end = _whole_words(passages[span.passage].text, span.start, span.end)
-        if start < end and not _PARAGRAPH_BREAK.search(passages[span.passage].text, start, end):
-            found.append(SpanChoice(span.passage, start, end, span.margin - penalty * span.passage))
+    chosen = passages[first:last]
+    for span in reader.spans(question, [p.text for p in chosen], SPANS_PER_WINDOW) if chosen else []:
+        number = first + span.passage
+        start, end = _whole_words(passages[number].text, span.start, span.end)
+        if start < end and not _PARAGRAPH_BREAK.search(passages[number].text, start, end):
+            found.append(SpanChoice(number, start, end, span.margin - penalty * number))
     return sorted(found, key=lambda span: -span.margin)
 
 
@@ -117,26 +142,28 @@ def answer(question: str, passages: Sequence[Passage], reader: SpanReader, answe
     calibration = reader.calibration
     found = read_spans(question, passages, reader) if found is None else found
     readings = best_per_passage(found, len(passages))
+    read = passages_read(found, len(passages), calibration)
     if not found:
-        return Answer(question, None, 0.0, None, None, None, None, [], readings)
+        return Answer(question, None, 0.0, None, None, None, None, [], readings, read=read)
     ranked = distinct_spans(found, passages, max(answers, 2))
     best = ranked[0]
     evidence = span_evidence(best, ranked[1:], readings, passages)
     confidence = calibration.confidence(evidence)
     guess = calibration.guess_threshold
     if confidence < calibration.threshold and (guess is None or confidence < guess):
-        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence)
+        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence, read=read)
     alternatives = [_candidate(span, [s for s in ranked if s is not span], readings, passages, calibration)
                     for span in ranked[1:answers]]
     if confidence < calibration.threshold:
         chosen = _candidate(best, ranked[1:], readings, passages, calibration)
-        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence, chosen, alternatives)
+        return Answer(question, None, confidence, None, None, None, None, [], readings, evidence, chosen, alternatives,
+                      read=read)
     passage = passages[best.passage]
     sentence_start, sentence_end = _sentence_around(passage.text, best)
     return Answer(question, passage.text[best.start : best.end], confidence,
                   passage.text[sentence_start:sentence_end], passage.start + sentence_start,
                   passage.start + best.start, passage.start + best.end, _citations(found, passages), readings,
-                  evidence, None, alternatives)
+                  evidence, None, alternatives, read=read)
 
 
 def distinct_spans(found: Sequence[SpanChoice], passages: Sequence[Passage], limit: int) -> list[SpanChoice]:

@@ -78,6 +78,7 @@ class Calibration:
     lead_slope: float = 0.0
     agreement_slope: float = 0.0
     guess_threshold: float | None = None  # None: no best guesses
+    early_margin: float | None = None  # None: every passage is read (qa/reading/answer.py: EARLY_PASSAGES)
 
     def logit(self, evidence: Evidence) -> float:
         return (self.slope * evidence.margin + self.lead_slope * evidence.counted_lead
@@ -105,10 +106,11 @@ def load_card(path: Path = CARD_FILE) -> dict:
 
 def calibration(card: dict) -> Calibration:
     values = card["calibration"]
-    guess = values.get("guess_threshold")
+    guess, early = values.get("guess_threshold"), values.get("early_margin")
     return Calibration(float(values["slope"]), float(values["intercept"]), float(values["threshold"]),
                        float(values.get("rank_penalty", 0.0)), float(values.get("lead_slope", 0.0)),
-                       float(values.get("agreement_slope", 0.0)), None if guess is None else float(guess))
+                       float(values.get("agreement_slope", 0.0)), None if guess is None else float(guess),
+                       None if early is None else float(early))
 
 
 def merged_state(delta_path: Path, base_dir: Path) -> dict:

@@ -67,6 +67,21 @@ def test_the_explanation_shows_each_passage_margin_and_the_threshold(seeds_qa):
     assert f"{why['margin_needed']:+.2f}" in shown and f"confidence {why['threshold']:.2f}" in shown
 
 
+def test_passages_left_unread_after_a_clear_answer_say_so(tmp_path):
+    ranked = [{"rank": k, "score": 1.0 / k, "source": f"p{k}.txt", "start": 0, "end": 10} for k in range(1, 5)]
+    readings = [{"read": True, "margin": 9.1, "span": "Nordvik"}, {"read": True, "margin": None, "span": None},
+                {"read": False, "margin": None, "span": None}, {"read": False, "margin": None, "span": None}]
+    result = {"question": "Who?", "answer": "Nordvik", "confidence": 0.7, "sentence": "Nordvik builds.",
+              "answer_in_sentence": [0, 7], "citations": [], "passages": ranked,
+              "explain": {"margin": 9.1, "lead": 10.0, "agreement": 0, "threshold": 0.28, "guess_threshold": 0.2,
+                          "margin_needed": 4.9, "passages": readings}}
+    console, screen = terminal()
+    View(console, tmp_path, links=False).explanation(result)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue())
+    assert shown.count("(not read: the passages above gave a clear answer)") == 2
+    assert shown.count("(no span)") == 1 and "+9.10" in shown
+
+
 def test_an_abstention_explains_itself_too(seeds_qa):
     result = seeds_qa.ask("What is the price of an Nvidia H100 GPU?", explain=True)
     assert result["answer"] is None

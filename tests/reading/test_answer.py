@@ -212,3 +212,50 @@ def test_the_rank_penalty_lets_retrieval_decide_between_near_equal_spans():
     clear_winner = [span_of(FERRY, "Nordvik Construction", 3.0, 0), span_of(OTHER, "the ferry contract", 4.5, 1)]
     penalized.given = clear_winner
     assert answer("Who?", [FERRY, OTHER], penalized).answer == "the ferry contract"
+
+
+class PerPassageReader:
+    """Finds a passage's spans wherever it is in the list it is given (as a real reader does)."""
+
+    def __init__(self, spans_by_text: dict[str, list[tuple[str, float]]], early_margin: float | None):
+        self.spans_by_text = spans_by_text
+        self.calibration = Calibration(slope=1.0, intercept=-2.0, threshold=0.5, rank_penalty=1.0,
+                                       early_margin=early_margin)
+        self.asked: list[list[str]] = []
+
+    def spans(self, question, passages, per_window=1):
+        self.asked.append(list(passages))
+        return sorted((SpanChoice(number, text.index(quote), text.index(quote) + len(quote), margin)
+                       for number, text in enumerate(passages) for quote, margin in self.spans_by_text.get(text, [])),
+                      key=lambda s: -s.margin)
+
+
+FIVE = [passage(f"p{k}.txt", 10 * k, f"Passage {k} says Builder{k} will build it.") for k in range(5)]
+
+
+def test_a_clear_answer_in_the_first_passages_ends_the_reading():
+    spans = {p.text: [(f"Builder{k}", margin)] for k, (p, margin) in enumerate(zip(FIVE, [2.0, 9.5, 1.0, 30.0, 0.0]))}
+    reader = PerPassageReader(spans, early_margin=8.0)
+    result = answer("Who will build it?", FIVE, reader)
+    assert reader.asked == [[p.text for p in FIVE[:3]]]  # the fourth passage's higher margin is never seen
+    assert result.answer == "Builder1" and result.read == 3
+    assert [r is None for r in result.readings] == [False, False, False, True, True]
+    assert result.evidence.margin == 9.5 - 1.0  # the rank penalty counts as before
+
+
+def test_without_a_clear_answer_the_passages_below_are_read_and_numbered_by_rank():
+    spans = {p.text: [(f"Builder{k}", margin)] for k, (p, margin) in enumerate(zip(FIVE, [2.0, 6.0, 1.0, 30.0, 0.0]))}
+    reader = PerPassageReader(spans, early_margin=8.0)
+    result = answer("Who will build it?", FIVE, reader)
+    assert reader.asked == [[p.text for p in FIVE[:3]], [p.text for p in FIVE[3:]]]
+    assert result.answer == "Builder3" and result.read == 5
+    assert result.citations[0].source == "p3.txt" and result.evidence.margin == 30.0 - 3.0
+    assert [round(r.margin, 1) for r in result.readings] == [2.0, 5.0, -1.0, 27.0, -4.0]
+
+
+def test_a_reader_without_an_early_margin_reads_every_passage_at_once():
+    spans = {p.text: [(f"Builder{k}", 20.0)] for k, p in enumerate(FIVE)}
+    reader = PerPassageReader(spans, early_margin=None)
+    result = answer("Who will build it?", FIVE, reader)
+    assert reader.asked == [[p.text for p in FIVE]] and result.read == 5
+    assert read_spans("Who will build it?", FIVE[:2], reader)[0].passage == 0

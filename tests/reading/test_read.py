@@ -137,3 +137,11 @@ def test_the_card_carries_the_rank_penalty_and_an_older_card_means_none():
     assert calibration({"calibration": {**values, "rank_penalty": 1.0}}).rank_penalty == 1.0
     assert calibration({"calibration": values}).rank_penalty == 0.0
     assert load_card()["calibration"]["rank_penalty"] == load_shipped_reader().calibration.rank_penalty
+
+
+def test_the_card_carries_the_early_margin_and_an_older_card_reads_every_passage():
+    values = {"slope": 0.3, "intercept": -4.0, "threshold": 0.13}
+    assert calibration({"calibration": {**values, "early_margin": 8.0}}).early_margin == 8.0
+    assert calibration({"calibration": {**values, "early_margin": None}}).early_margin is None
+    assert calibration({"calibration": values}).early_margin is None
+    assert load_card()["calibration"].get("early_margin") == load_shipped_reader().calibration.early_margin
