@@ -101,12 +101,13 @@ def same_answer(key: str, other: str) -> bool:
     return f" {key} " in f" {other} " or f" {other} " in f" {key} "
 
 
-def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader) -> list[SpanChoice]:
+def read_spans(question: str, passages: Sequence[Passage], reader: SpanReader, early: bool = True) -> list[SpanChoice]:
     """The reader's candidate spans of the passages (in retrieval order), widened to whole words,
-    none across a blank line, best first by their margin less the calibration's rank penalty. The
-    passages after the first EARLY_PASSAGES are read only when those give no span from the
-    calibration's `early_margin` (`passages_read`)."""
-    first = min(EARLY_PASSAGES, len(passages)) if reader.calibration.early_margin is not None else len(passages)
+    none across a blank line, best first by their margin less the calibration's rank penalty. With
+    `early`, the passages after the first EARLY_PASSAGES are read only when those give no span from
+    the calibration's `early_margin` (`passages_read`); without, all are (for runners-up)."""
+    stops = early and reader.calibration.early_margin is not None
+    first = min(EARLY_PASSAGES, len(passages)) if stops else len(passages)
     found = _spans_of(question, passages, 0, first, reader)
     if passages_read(found, len(passages), reader.calibration) > first:
         found = sorted(found + _spans_of(question, passages, first, len(passages), reader), key=lambda span: -span.margin)
@@ -138,11 +139,12 @@ def _spans_of(question: str, passages: Sequence[Passage], first: int, last: int,
 def answer(question: str, passages: Sequence[Passage], reader: SpanReader, answers: int = 1,
            found: Sequence[SpanChoice] | None = None) -> Answer:
     """The best span of the passages read as an answer, a best guess or an abstention; with either of
-    the first two, up to `answers` - 1 runners-up. `found`: the passages' `read_spans`, if read already."""
+    the first two, up to `answers` - 1 runners-up, for which every passage is read (the answer's
+    lead and agreement then count them all). `found`: the passages' `read_spans`, if read already."""
     calibration = reader.calibration
-    found = read_spans(question, passages, reader) if found is None else found
+    found = read_spans(question, passages, reader, early=answers == 1) if found is None else found
     readings = best_per_passage(found, len(passages))
-    read = passages_read(found, len(passages), calibration)
+    read = passages_read(found, len(passages), calibration) if answers == 1 else len(passages)
     if not found:
         return Answer(question, None, 0.0, None, None, None, None, [], readings, read=read)
     ranked = distinct_spans(found, passages, max(answers, 2))

@@ -259,3 +259,12 @@ def test_a_reader_without_an_early_margin_reads_every_passage_at_once():
     result = answer("Who will build it?", FIVE, reader)
     assert reader.asked == [[p.text for p in FIVE]] and result.read == 5
     assert read_spans("Who will build it?", FIVE[:2], reader)[0].passage == 0
+
+
+def test_runners_up_asked_for_are_looked_for_in_every_passage():
+    spans = {p.text: [(f"Builder{k}", margin)] for k, (p, margin) in enumerate(zip(FIVE, [2.0, 9.5, 1.0, 3.0, 0.0]))}
+    reader = PerPassageReader(spans, early_margin=8.0)
+    result = answer("Who will build it?", FIVE, reader, answers=4)
+    assert reader.asked == [[p.text for p in FIVE]] and result.read == 5
+    assert result.answer == "Builder1"
+    assert [c.answer for c in result.alternatives] == ["Builder0", "Builder3", "Builder2"]  # 2.0, 0.0, -1.0 after the penalty
