@@ -24,6 +24,7 @@ from training.squad_data import (  # noqa: E402
     with_swapped_name,
     without_evidence,
 )
+from training.checkpoint import CONFIG_FILE  # noqa: E402
 from training.torch_reader import load_windower  # noqa: E402
 
 
@@ -252,6 +253,25 @@ def test_a_run_stopped_and_resumed_ends_with_the_same_weights_as_one_never_stopp
     assert whole_run["held_out_given_paragraph"] == split_run["held_out_given_paragraph"]
     assert "step 10/10" in (split / "progress.txt").read_text()  # where the run is, at a glance
     assert "resumed at epoch 1 batch 3/5 (step 3/10)" in (split / "train.log").read_text()
+
+
+def test_a_resumed_run_re_planned_to_fewer_epochs_anneals_to_zero_at_its_new_end(tmp_path, tiny_base, capsys):
+    train = squad_file(tmp_path / "train.json", "Alpha")
+    common = ["--train", str(train), "--base", str(tiny_base), "--batch-size", "2", "--threads", "1",
+              "--epochs", "2", "--distractors", "0.5", "--precision", "fp32"]  # 10 windows: 5 steps an epoch
+    early, late = tmp_path / "early", tmp_path / "late"
+    assert train_reader.main([*common, "--out", str(early), "--stop-at-step", "3"]) == 0
+    assert train_reader.main([*common, "--out", str(late), "--stop-at-step", "6"]) == 0
+    assert train_reader.main(["--resume", str(late), "--epochs", "1"]) == 2  # its one epoch is already behind it
+    assert "at step 6" in capsys.readouterr().err and json.loads((late / CONFIG_FILE).read_text())["epochs"] == 2
+    assert train_reader.main(["--resume", str(early), "--epochs", "1", "--threads", "1"]) == 0
+    config = json.loads((early / CONFIG_FILE).read_text())
+    assert config["epochs"] == 1 and "step 5/5" in (early / "progress.txt").read_text()
+    # the rate goes on from where the first plan had it (warmup 1 step, then 10 steps down to zero) ...
+    assert config["replanned"] == {"step": 3, "factor": pytest.approx((10 - 3) / (10 - 1)), "warmup": 1, "epochs_before": 2}
+    state = torch.load(early / "checkpoint.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.0  # ... and reaches zero at the new end
+    assert json.loads((early / "run.json").read_text())["hyperparameters"]["replanned"] == config["replanned"]
 
 
 def test_a_run_refuses_to_continue_on_changed_data_or_to_start_over_an_existing_run(tmp_path, tiny_base, capsys):

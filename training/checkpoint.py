@@ -30,6 +30,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.txt"
 CHECKPOINT_RECORD = "checkpoint.json"  # run.json's record for the checkpoint's weights, made on request
+DEFAULT_EPOCHS = 3
 RUN_SHAPE = ("epochs", "lr", "batch_size", "distractors", "removals", "negatives")  # what --rejoin must match
 REJOINED_FIELDS = ("epoch", "batch", "step", "windows_seen")  # of Position: where a rejoined run starts
 
@@ -185,7 +186,8 @@ def new_config(args) -> dict:
         "train": [str(p) for p in args.train], "holdout": [str(p) for p in args.holdout],
         "train_all": [str(p) for p in args.train_all],
         "data": {p: file_sha256(Path(p)) for p in paths},
-        "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
+        "base": str(args.base) if args.base else None, "seed": args.seed, "epochs": args.epochs or DEFAULT_EPOCHS,
+        "lr": args.lr,
         "batch_size": args.batch_size, "distractors": args.distractors, "removals": args.removals,
         "swaps": args.swaps, "nearest_distractors": args.nearest_distractors, "negatives": args.negatives,
         "limit": args.limit, "holdout_limit": args.holdout_limit, "keep_epochs": args.keep_epochs,
@@ -195,6 +197,7 @@ def new_config(args) -> dict:
     }
     if args.rejoin:
         config["rejoin"] = rejoin_point(config)
+        config["replanned"] = config["init"]["training"]["hyperparameters"].get("replanned")
     return config
 
 
@@ -227,3 +230,30 @@ def rejoin_point(config: dict) -> dict:
                            f"{shipped['hyperparameters'].get(key)} in the run the --init delta was shipped from")
     return {**{k: stopped[k] for k in REJOINED_FIELDS},
             "train_windows": shipped["train_windows"]}
+
+
+def planned_factor(config: dict, steps: int, at: int) -> float:
+    """The learning rate's share of --lr at step `at` of a run of `steps`: warmup over its first tenth,
+    then a linear fall to zero at its end; a run re-planned to another length falls from where it was
+    then to its new end (its warmup as first planned)."""
+    replanned = config.get("replanned")
+    if replanned and at >= replanned["step"]:
+        return replanned["factor"] * max(0.0, (steps - at) / (steps - replanned["step"]))
+    warmup = replanned["warmup"] if replanned else max(1, steps // 10)
+    return min((at + 1) / warmup, max(0.0, (steps - at) / max(1, steps - warmup)))
+
+
+def replan(config: dict, epochs: int, per_epoch: int, position: Position | None) -> str:
+    """Changes how many epochs a run trains (`--resume RUN --epochs N`): a run planned for a GPU that
+    must finish on a CPU ends sooner, with its learning rate annealed to zero at the new end rather
+    than cut off mid-schedule. Says what changed."""
+    steps, at = epochs * per_epoch, position.step if position else 0
+    if steps <= at:
+        raise RunError(f"the run is at step {at}: {epochs} epoch(s) of {per_epoch} steps end before it")
+    before = config["epochs"] * per_epoch
+    warmup = (config.get("replanned") or {}).get("warmup") or max(1, before // 10)
+    factor = planned_factor(config, before, at)
+    config["replanned"] = {"step": at, "factor": factor, "warmup": warmup, "epochs_before": config["epochs"]}
+    config["epochs"] = epochs
+    return (f"re-planned at step {at}: {epochs} epoch(s) instead of {config['replanned']['epochs_before']}, "
+            f"the learning rate falling from {factor * config['lr']:.3g} to zero at step {steps}")

@@ -4,6 +4,7 @@
         --train ../shared/data/squad/squad1-train.json ../shared/data/squad/squad1-dev-40.json \
         --holdout ../shared/data/squad/squad2-dev-a.json --epochs 1
     python training/train_reader.py --resume training/runs/all     # after a stop, anywhere
+    python training/train_reader.py --resume training/runs/all --epochs 1   # the same run, annealed to end sooner
 
 Every window of the question's own paragraph is a training example (the answer's pieces, or [CLS] when the
 window or the paragraph does not hold it), and each question is also paired with another paragraph of the same
@@ -38,33 +39,12 @@ import torch  # noqa: E402
 
 from qa.search.embed import packaged_model_dir, resolve_model  # noqa: E402
 from training.checkpoint import (  # noqa: E402
-    CHECKPOINT_RECORD,
-    CONFIG_FILE,
-    REJOINED_FIELDS,
-    Position,
-    ProgressLog,
-    RunError,
-    check_data,
-    check_windows,
-    keep_epoch,
-    load_checkpoint,
-    load_config,
-    new_config,
-    read_position,
-    save_checkpoint,
-    save_config,
-    start_weights,
-    write_record,
+    CHECKPOINT_RECORD, CONFIG_FILE, REJOINED_FIELDS, Position, ProgressLog, RunError, check_data, check_windows,
+    keep_epoch, load_checkpoint, load_config, new_config, planned_factor, read_position, replan, save_checkpoint,
+    save_config, start_weights, write_record,
 )
 from training.squad_data import batches, load_examples, training_windows, windows_sha256  # noqa: E402
-from training.torch_reader import (  # noqa: E402
-    given_paragraph,
-    load_windower,
-    new_reader,
-    precision,
-    summary,
-    tensors,
-)
+from training.torch_reader import given_paragraph, load_windower, new_reader, precision, summary, tensors  # noqa: E402
 
 
 REWARM_STEPS = 100  # a rejoined run's optimizer moments start empty: its learning rate ramps up again
@@ -88,13 +68,11 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
                                   lr=config["lr"])
     per_epoch = math.ceil(len(windows) / batch_size)
     steps = total_steps(config, windows)
-    warmup = max(1, steps // 10)
     rejoin = config.get("rejoin") or {}
     offset = rejoin.get("step", 0)
 
     def factor(local_step: int) -> float:
-        at = local_step + offset
-        planned = min((at + 1) / warmup, max(0.0, (steps - at) / max(1, steps - warmup)))
+        planned = planned_factor(config, steps, local_step + offset)
         return planned * min(1.0, (local_step + 1) / REWARM_STEPS) if offset else planned
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -157,7 +135,7 @@ def train(model, windows: list, config: dict, out: Path, log: ProgressLog, check
 
 
 def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_at_step: int | None,
-        record_checkpoint: bool = False) -> int:
+        record_checkpoint: bool = False, epochs: int | None = None) -> int:
     torch.manual_seed(config["seed"])
     torch.set_num_threads(threads)
     log = ProgressLog(out)
@@ -177,6 +155,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
     if not windows:
         raise RunError(f"{', '.join(config['train'])} hold no questions to train on (all held out, or none there)")
     check_windows(config, len(windows), windows_sha256(windows))
+    if epochs and epochs != config["epochs"]:
+        log(replan(config, epochs, math.ceil(len(windows) / config["batch_size"]), read_position(out)))
     save_config(out, config)
     log(f"{len(examples)} questions from {len({e.title for e in examples})} titles -> {len(windows)} windows; "
         f"{len(held_titles)} titles held out; {threads} threads, {'bf16 autocast' if config['bf16'] else 'fp32'}")
@@ -189,7 +169,8 @@ def run(config: dict, out: Path, threads: int, checkpoint_minutes: float, stop_a
                             "swaps": config.get("swaps", 0.0), "negatives": config["negatives"],
                             "nearest_distractors": config.get("nearest_distractors", False), "max_tokens": windower.max_tokens,
                             "stride": windower.stride, "warmup": 0.1, "schedule": "linear", "weight_decay": 0.01,
-                            "frozen": "word embeddings", "precision": "bf16 autocast" if config["bf16"] else "fp32"},
+                            "frozen": "word embeddings", "precision": "bf16 autocast" if config["bf16"] else "fp32",
+                            "replanned": config.get("replanned")},
         "init": config["init"], "rejoined_at": (config.get("rejoin") or {}).get("step"), "device": config["device"],
         "threads": threads, "trained_whole": config.get("train_all", []),
     }
@@ -240,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="a new run folder")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
     parser.add_argument("--base", type=Path, default=None, help="model folder to start from (default: packaged MiniLM)")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 3; with --resume, re-plans the run to end after N epochs (checkpoint.replan)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--distractors", type=float, default=0.3, help="share of questions also paired with another paragraph")
@@ -274,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rejoin and (args.resume or not args.init):
         parser.error("--rejoin starts a new run from an --init delta (not with --resume)")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be 1 or more")
     if args.record_checkpoint and not args.resume:
         parser.error("--record-checkpoint describes an existing run: give --resume RUN")
     try:
@@ -288,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise RunError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
             out.mkdir(parents=True, exist_ok=True)
             config = new_config(args)
-        return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step, args.record_checkpoint)
+        return run(config, out, args.threads, args.checkpoint_minutes, args.stop_at_step, args.record_checkpoint,
+                   args.epochs if args.resume else None)
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
