@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from qa.reading.answer import EARLY_PASSAGES  # noqa: E402
 from qa.reading.read import CARD_FILE, DELTA_FILE, Calibration, Evidence, export_folder  # noqa: E402
 from qa.reading.squad import RIGHT_F1, calibration_table, load_squad, trained_titles  # noqa: E402
 from qa.search.embed import DEFAULT_WEIGHTS_SHA256, file_sha256  # noqa: E402
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank-penalty", type=float, default=0.0,
                         help="margin lost per place a passage is ranked below the first (docs/experiments.md)")
     parser.add_argument("--early-margin", type=float, default=None,
-                        help="read the passages after the first three only when these give no span from this margin "
+                        help=f"read the passages after the first {EARLY_PASSAGES} only when these give no span from this margin "
                              "(qa/reading/answer.py; default: read them all)")
     args = parser.parse_args(argv)
     features = tuple(f for f in args.features.split(",") if f)
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if titles & trained:
             sys.exit(f"{path} shares titles with the reader's training data: calibrate on held-out articles")
         # each file's rows are kept as soon as they are asked, for this delta, precision and sample only
-        early = "" if args.early_margin is None else f"-early{args.early_margin:g}"
+        early = "" if args.early_margin is None else f"-first{EARLY_PASSAGES}-early{args.early_margin:g}"
         cached = args.run / (f"calibration-rows-{Path(path).stem}-{delta[:12]}{'-int8' if args.int8 else ''}{early}"
                              f"-{sample}-{absent}-seed{args.seed}.jsonl")
         if not cached.exists():

@@ -21,8 +21,9 @@ from qa.reading.read import LEAD_CAP, Calibration, Evidence
 from qa.reading.spans import SpanChoice
 
 SPANS_PER_WINDOW = 3
-EARLY_PASSAGES = 3
-"""Read first; the passages ranked below them only when the calibration's `early_margin` is not reached."""
+EARLY_PASSAGES = 2
+"""Read first (one window each on two cores: one round); the passages ranked below them only when the
+calibration's `early_margin` is not reached there."""
 CITE_MARGIN = 1.0
 """Another article is cited beside the best span when it holds the same answer with a margin at most
 this much lower (a fact several articles report is cited in each of them)."""
