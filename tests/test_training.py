@@ -272,6 +272,11 @@ def test_a_resumed_run_re_planned_to_fewer_epochs_anneals_to_zero_at_its_new_end
     state = torch.load(early / "checkpoint.pt", weights_only=True)
     assert state["optimizer"]["param_groups"][0]["lr"] == 0.0  # ... and reaches zero at the new end
     assert json.loads((early / "run.json").read_text())["hyperparameters"]["replanned"] == config["replanned"]
+    from training.checkpoint import planned_factor, replan
+
+    untrained = {"epochs": 2, "lr": 1e-4}  # a run started but stopped before its first checkpoint
+    replan(untrained, 1, 10, None)
+    assert untrained == {"epochs": 1, "lr": 1e-4} and planned_factor(untrained, 10, 0) == 1.0  # warmup as for a new run
 
 
 def test_a_run_refuses_to_continue_on_changed_data_or_to_start_over_an_existing_run(tmp_path, tiny_base, capsys):

@@ -250,6 +250,9 @@ def replan(config: dict, epochs: int, per_epoch: int, position: Position | None)
     steps, at = epochs * per_epoch, position.step if position else 0
     if steps <= at:
         raise RunError(f"the run is at step {at}: {epochs} epoch(s) of {per_epoch} steps end before it")
+    if not at:  # nothing trained yet: the run simply starts with the new plan, warmup and all
+        config["epochs"] = epochs
+        return f"{epochs} epoch(s) planned, nothing trained yet"
     before = config["epochs"] * per_epoch
     warmup = (config.get("replanned") or {}).get("warmup") or max(1, before // 10)
     factor = planned_factor(config, before, at)
