@@ -239,8 +239,13 @@ def planned_factor(config: dict, steps: int, at: int) -> float:
     replanned = config.get("replanned")
     if replanned and at >= replanned["step"]:
         return replanned["factor"] * max(0.0, (steps - at) / (steps - replanned["step"]))
-    warmup = replanned["warmup"] if replanned else max(1, steps // 10)
+    warmup = warmup_steps(config, steps)
     return min((at + 1) / warmup, max(0.0, (steps - at) / max(1, steps - warmup)))
+
+
+def warmup_steps(config: dict, steps: int) -> int:
+    """The first tenth of the run as first planned: a re-planned run keeps the warmup it had."""
+    return (config.get("replanned") or {}).get("warmup") or max(1, steps // 10)
 
 
 def replan(config: dict, epochs: int, per_epoch: int, position: Position | None) -> str:
@@ -254,9 +259,9 @@ def replan(config: dict, epochs: int, per_epoch: int, position: Position | None)
         config["epochs"] = epochs
         return f"{epochs} epoch(s) planned, nothing trained yet"
     before = config["epochs"] * per_epoch
-    warmup = (config.get("replanned") or {}).get("warmup") or max(1, before // 10)
     factor = planned_factor(config, before, at)
-    config["replanned"] = {"step": at, "factor": factor, "warmup": warmup, "epochs_before": config["epochs"]}
+    config["replanned"] = {"step": at, "factor": factor, "warmup": warmup_steps(config, before),
+                           "epochs_before": config["epochs"]}
     config["epochs"] = epochs
     return (f"re-planned at step {at}: {epochs} epoch(s) instead of {config['replanned']['epochs_before']}, "
             f"the learning rate falling from {factor * config['lr']:.3g} to zero at step {steps}")
