@@ -315,9 +315,10 @@ def test_a_run_whose_folder_is_gone_rejoins_from_its_shipped_delta_at_the_step_i
     assert json.loads((rest / "run.json").read_text())["rejoined_at"] == 3
 
 
-def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
+def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict, quality_failure: str | None = None):
     """ship_reader over a fake shipped delta and card; `given` and `objectives` map a delta's bytes to
-    its best-span F1 and cross-fitted objective, as the real scoring would measure them."""
+    its best-span F1 and cross-fitted objective, as the real scoring would measure them, and
+    `quality_failure` is what the test suite's quality gate says of the candidate."""
     from training import ship_reader
 
     delta, card, run = tmp_path / "reader.safetensors", tmp_path / "reader.json", tmp_path / "run"
@@ -335,6 +336,7 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     monkeypatch.setattr(ship_reader, "held_out_questions", lambda path: [])
     monkeypatch.setattr(ship_reader, "score_given_paragraph",
                         lambda questions, int8: {"best_span_has_ans_f1": given[delta.read_bytes()]})
+    monkeypatch.setattr(ship_reader, "quality_gate_failure", lambda: quality_failure)
     written = []
     monkeypatch.setattr(ship_reader, "record_results", written.append)
 
@@ -353,16 +355,17 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict):
     return ship_reader, run, delta, card, written
 
 
-@pytest.mark.parametrize("given, objectives, shipped", [
-    ({b"shipped": 0.80, b"candidate": 0.79}, {b"shipped": 0.7, b"candidate": 0.9}, False),
-    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.6}, False),
-    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.7}, False),
-    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.71}, True),
-    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, True),
+@pytest.mark.parametrize("given, objectives, quality_failure, shipped", [
+    ({b"shipped": 0.80, b"candidate": 0.79}, {b"shipped": 0.7, b"candidate": 0.9}, None, False),
+    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.6}, None, False),
+    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.7}, None, False),
+    ({b"shipped": 0.80, b"candidate": 0.80}, {b"shipped": 0.7, b"candidate": 0.71}, None, True),
+    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, None, True),
+    ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, "the quality gate fails", False),
 ])
-def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_and_one_rises(tmp_path, monkeypatch, capsys,
-                                                                                       given, objectives, shipped):
-    ship_reader, run, delta, card, written = _shipped_files(tmp_path, monkeypatch, given, objectives)
+def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_and_one_rises(
+        tmp_path, monkeypatch, capsys, given, objectives, quality_failure, shipped):
+    ship_reader, run, delta, card, written = _shipped_files(tmp_path, monkeypatch, given, objectives, quality_failure)
     before = card.read_bytes()
     code = ship_reader.ship(run, ["somewhere/new_wiki.json:10"])
     assert code == (0 if shipped else 1)
@@ -373,6 +376,17 @@ def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_an
     assert len(list(run.glob("calibrated-*.json"))) == calibrated
     change = f"question by question: {objectives[b'candidate'] - objectives[b'shipped']:+.4f}"
     assert (change in capsys.readouterr().out) == calibrated
+
+
+def test_the_quality_gate_is_the_test_suite_s_verdict(tmp_path, monkeypatch):
+    from training import ship_reader
+
+    gate = tmp_path / "test_gate.py"
+    monkeypatch.setattr(ship_reader, "QUALITY_GATE", gate)
+    gate.write_text("def test_floor():\n    assert 0.61 >= 0.62\n\ndef test_shape():\n    assert True\n")
+    assert ship_reader.quality_gate_failure() == "the quality gate test_gate.py fails (1 failed)"
+    gate.write_text("def test_floor():\n    assert 0.63 >= 0.62\n")
+    assert ship_reader.quality_gate_failure() is None
 
 
 def test_the_verdict_shows_which_held_out_figure_moved():

@@ -14,11 +14,14 @@ reader that does worse never stays in place:
    accuracy; averaged over files) is at least the shipped reader's, and one of the two is higher
    (both cards' figures are printed per file with the objective's change question by question and
    its 95% interval, and the run's card is kept in the run folder as calibrated-<sha>.json either way);
-3. then the new delta and card stay, and `python -m eval.reader` writes the given-the-paragraph
+3. the test suite's quality gate (tests/reading/test_quality.py, which CI runs) must pass with
+   them: a reader below its floors could not land, whatever the held-out figures say;
+4. then the new delta and card stay, and `python -m eval.reader` writes the given-the-paragraph
    figures of the --results files to eval/results/; otherwise the shipped delta and card are put back as they were.
 The run must be stopped with a record of its weights (run.json at its end, or checkpoint.json from
-`train_reader.py --resume RUN --record-checkpoint`). eval/gold.jsonl is never read here: measure
-it afterwards with `python -m eval.evaluate`.
+`train_reader.py --resume RUN --record-checkpoint`). eval/gold.jsonl is never fitted on here: its
+floors in that test pass or fail, nothing is chosen by them; measure it afterwards with
+`python -m eval.evaluate`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ GATE = ROOT / DATA / "squad" / "squad2-dev-a.json"
 RESULTS = (f"{DATA}/squad/squad2-dev-a.json", f"{DATA}/squadshifts/new_wiki.json:1000",
            f"{DATA}/squadshifts/amazon.json:1000")
 RESULTS_SEED = 1
+QUALITY_GATE = ROOT / "tests" / "reading" / "test_quality.py"
 
 
 class ShipError(Exception):
@@ -105,6 +109,17 @@ def paired(run: Path, shipped: dict, candidate: dict) -> str:
             f"(95% interval {difference - half_width:+.4f} to {difference + half_width:+.4f}, thresholds as fitted)")
 
 
+def quality_gate_failure() -> str | None:
+    """Why the reader now in qa/reading fails the test suite's quality gate (None: it passes)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(QUALITY_GATE)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode == 0:
+        return None
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    print(*failed, sep="\n", flush=True)
+    return f"the quality gate {QUALITY_GATE.name} fails ({len(failed)} failed)"
+
+
 def record_results(spec: str) -> None:
     """eval/results/reader-FILE.json for FILE[:SAMPLE], made by eval/reader.py itself (its provenance
     is then the command that makes it again)."""
@@ -162,6 +177,7 @@ def ship(run: Path, results: list[str]) -> int:
             shutil.copy2(CARD_FILE, run / f"calibrated-{file_sha256(DELTA_FILE)[:12]}.json")  # kept, shipped or not
             print(comparison(shipped_card, candidate_card), paired(run, shipped_card, candidate_card), sep="\n",
                   flush=True)
+            reason = reason or quality_gate_failure()
         print(f"run's weights: {candidate}", flush=True)
     except BaseException:
         restore(backup)
