@@ -384,9 +384,11 @@ def test_the_quality_gate_is_the_test_suite_s_verdict(tmp_path, monkeypatch):
     gate = tmp_path / "test_gate.py"
     monkeypatch.setattr(ship_reader, "QUALITY_GATE", gate)
     gate.write_text("def test_floor():\n    assert 0.61 >= 0.62\n\ndef test_shape():\n    assert True\n")
-    assert ship_reader.quality_gate_failure() == "the quality gate test_gate.py fails (1 failed)"
+    assert ship_reader.quality_gate_failure() == "the quality gate test_gate.py fails (1 failed or in error)"
     gate.write_text("def test_floor():\n    assert 0.63 >= 0.62\n")
     assert ship_reader.quality_gate_failure() is None
+    gate.unlink()  # the gate cannot be run at all: a failure too
+    assert ship_reader.quality_gate_failure() == "the quality gate test_gate.py fails (1 failed or in error)"
 
 
 def test_the_verdict_shows_which_held_out_figure_moved():

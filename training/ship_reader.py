@@ -115,9 +115,10 @@ def quality_gate_failure() -> str | None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode == 0:
         return None
-    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    print(*failed, sep="\n", flush=True)
-    return f"the quality gate {QUALITY_GATE.name} fails ({len(failed)} failed)"
+    output = (result.stdout + result.stderr).splitlines()
+    failed = [line for line in output if line.startswith(("FAILED", "ERROR"))]
+    print(*(failed or output[-5:]), sep="\n", flush=True)  # pytest's own last words when no test ran
+    return f"the quality gate {QUALITY_GATE.name} fails ({len(failed)} failed or in error)"
 
 
 def record_results(spec: str) -> None:
