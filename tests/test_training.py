@@ -363,7 +363,7 @@ def _shipped_files(tmp_path, monkeypatch, given: dict, objectives: dict, quality
     ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, None, True),
     ({b"shipped": 0.80, b"candidate": 0.81}, {b"shipped": 0.7, b"candidate": 0.71}, "the quality gate fails", False),
 ])
-def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_and_one_rises(
+def test_a_run_replaces_the_shipped_reader_only_when_no_held_out_figure_falls_one_rises_and_the_quality_gate_passes(
         tmp_path, monkeypatch, capsys, given, objectives, quality_failure, shipped):
     ship_reader, run, delta, card, written = _shipped_files(tmp_path, monkeypatch, given, objectives, quality_failure)
     before = card.read_bytes()
