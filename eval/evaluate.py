@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.metrics import (
-    best_over_gold,
     first_relevant,
     mean_metrics,
     percentile,
@@ -25,7 +24,7 @@ from eval.results import write_results
 from qa.api import QA
 from qa.errors import QAError
 from qa.reading.answer import normalize
-from qa.reading.squad import RIGHT_F1, load_gold
+from qa.reading.squad import RIGHT_F1, best_over_gold, load_gold
 from qa.search.retrieve import RETRIEVERS, Retrieval
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,11 +1,9 @@
-"""Scoring shared by eval/evaluate.py and eval/open_squad.py: SQuAD answer metrics and ranking metrics."""
+"""Scoring shared by the eval scripts: ranking metrics and percentiles (SQuAD answer metrics: qa/reading/squad.py)."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
-
-from qa.reading.squad import best_over_gold, exact_match, f1  # noqa: F401  (re-exported for the eval scripts)
 
 CUTOFFS = (1, 3, 5, 10)
 

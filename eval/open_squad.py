@@ -20,7 +20,6 @@ from rich.progress import track
 
 from eval.evaluate import READER_HELP, parse_retrievers, print_report
 from eval.metrics import (
-    best_over_gold,
     first_relevant,
     mean_metrics,
     percentile,
@@ -28,7 +27,7 @@ from eval.metrics import (
 )
 from qa.api import QA
 from qa.errors import QAError
-from qa.reading.squad import load_squad
+from qa.reading.squad import best_over_gold, load_squad
 from qa.search.retrieve import Retrieval
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,13 +21,13 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from eval.metrics import best_over_gold, percentile
+from eval.metrics import percentile
 from eval.results import write_results
 from qa.corpus.chunk import Passage
 from qa.errors import QAError
 from qa.reading.answer import answer, distinct_spans, read_spans
 from qa.reading.read import OnnxReader, calibration, export_folder, load_card, load_shipped_reader
-from qa.reading.squad import RIGHT_F1, calibration_table, squad_paragraphs, trained_titles
+from qa.reading.squad import RIGHT_F1, best_over_gold, calibration_table, squad_paragraphs, trained_titles
 
 console = Console(highlight=False)
 
