@@ -260,6 +260,8 @@ def test_a_soup_lies_halfway_between_the_shipped_reader_and_the_run_and_avoids_w
         soup_reader.make_soup(run, out, 0.5, delta=delta, card=card, base=tiny_base)
     with pytest.raises(ShipError, match="0 < weight < 1"):
         soup_reader.make_soup(run, tmp_path / "whole", 1.0, delta=delta, card=card, base=tiny_base)
+    with pytest.raises(ShipError, match="did not start from"):  # a soup of a soup is not what the record says
+        soup_reader.make_soup(first, tmp_path / "other", 0.5, delta=delta, card=card, base=tiny_base)
 
 
 def test_a_run_stopped_and_resumed_ends_with_the_same_weights_as_one_never_stopped(tmp_path, tiny_base):
