@@ -126,10 +126,7 @@ def test_page_furniture_is_never_returned(seeds_index):
 
 @pytest.mark.parametrize("question, source, expected", [
     ("Who will build the new ferry terminal?", "harbor_ferry.txt", "Nordvik Construction"),
-    # A known wrong answer since the step-3,146 reader (the step-2,384 one had it right), kept visible:
-    # it names the brothers who run the farm, in the same sentence. strict: a fix fails the mark.
-    pytest.param("Who won the prize for the best cider?", "orchard_festival.md", "Maple Row Farm",
-                 marks=pytest.mark.xfail(strict=True, reason="answers 'brothers Samuel and Peter Lindqvist'")),
+    ("Who won the prize for the best cider?", "orchard_festival.md", "Maple Row Farm"),
     ("How much did the library repairs cost?", "library_reopens.html", "2.4 million dollars"),
     ("When was the apple festival founded?", "orchard_festival.md", "1962"),
     ("Who is the head librarian?", "library_reopens.html", "Grace Okafor"),
