@@ -58,7 +58,8 @@ def make_soup(run: Path, out: Path, weight: float, delta: Path = DELTA_FILE, car
     write_atomically(out / "model.safetensors", lambda p: save_file(weights, str(p)))
     # the soup has read whatever either side trained on: gates and calibration must avoid all of it
     titles = trained_titles(record) | trained_titles(start_card["training"])
-    record = {**record, "trained_titles": sorted(titles),
+    record = {**{k: v for k, v in record.items() if k != "held_out_given_paragraph"},  # the run's weights', not these
+              "trained_titles": sorted(titles),
               "soup": {"run": str(run), "run_weights_sha256": file_sha256(run / "model.safetensors"),
                        "weight": weight, "with_delta_sha256": start_card["delta_sha256"],
                        "with_training": start_card["training"]}}
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         make_soup(args.run.resolve(), args.out.resolve(), args.weight, args.delta, args.delta.with_suffix(".json"))
-    except ShipError as error:
+    except (ShipError, OSError, ValueError) as error:  # OSError, ValueError: a file missing or not what it should be
         sys.exit(f"error: {error}")
     print(f"wrote {args.out / 'model.safetensors'} ({args.weight:g} of {args.run}) and its run.json")
     return 0
