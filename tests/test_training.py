@@ -229,7 +229,7 @@ def test_training_can_continue_from_a_shipped_delta(tmp_path, tiny_base):
     assert all((before[k].float() - after[k].float()).abs().max() < 1e-2 for k in before)  # lr 0: the delta's weights
 
 
-def test_a_soup_lies_halfway_between_the_shipped_reader_and_the_run_and_avoids_what_either_read(tmp_path, tiny_base):
+def test_a_soup_lies_halfway_between_a_run_and_the_delta_it_started_from_and_avoids_what_either_read(tmp_path, tiny_base):
     from safetensors.torch import load_file
 
     from qa.reading.read import merged_state
@@ -245,17 +245,17 @@ def test_a_soup_lies_halfway_between_the_shipped_reader_and_the_run_and_avoids_w
                                 "training": json.loads((first / "run.json").read_text())}))
     train_reader.main([*common, "--train", str(squad_file(tmp_path / "gamma.json", "Gamma")), "--out", str(run),
                        "--init", str(delta), "--lr", "1e-3"])
-    shipped_rows = run / f"calibration-rows-held-{file_sha256(delta)[:12]}-400-seed0.jsonl"
-    shipped_rows.write_text("{}\n")
+    start_rows = run / f"calibration-rows-held-{file_sha256(delta)[:12]}-400-seed0.jsonl"
+    start_rows.write_text("{}\n")
     out = tmp_path / "soup"
     record = soup_reader.make_soup(run, out, 0.5, delta=delta, card=card, base=tiny_base)
     assert record["trained_titles"] == ["Alpha", "Gamma"] and record["soup"]["weight"] == 0.5
     assert json.loads((out / "run.json").read_text()) == record
-    assert (out / shipped_rows.name).read_text() == "{}\n"  # the shipped reader's rows are not asked again
-    shipped, tuned = merged_state(delta, tiny_base), load_file(str(run / "model.safetensors"))
+    assert (out / start_rows.name).read_text() == "{}\n"  # rows already asked are not asked again
+    start, tuned = merged_state(delta, tiny_base), load_file(str(run / "model.safetensors"))
     souped = load_file(str(out / "model.safetensors"))
-    moved = [k for k in shipped if not torch.equal(shipped[k], tuned[k].float())]
-    assert moved and all(torch.allclose(souped[k], (shipped[k] + tuned[k].float()) / 2, atol=1e-6) for k in shipped)
+    moved = [k for k in start if not torch.equal(start[k], tuned[k].float())]
+    assert moved and all(torch.allclose(souped[k], (start[k] + tuned[k].float()) / 2, atol=1e-6) for k in start)
     with pytest.raises(ShipError, match="exists"):
         soup_reader.make_soup(run, out, 0.5, delta=delta, card=card, base=tiny_base)
     with pytest.raises(ShipError, match="0 < weight < 1"):
